@@ -1,0 +1,246 @@
+//! Typed configuration. Options arrive as strings (from Python keyword arguments,
+//! a `config={...}` mapping or environment variables) and are parsed here, once,
+//! into typed structs; an unknown key is an error that lists the known ones.
+//! Nothing else in the crate parses option strings.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("unknown option '{key}'; known options: {known}")]
+    UnknownKey { key: String, known: String },
+    #[error("option '{key}' has an invalid value '{value}': {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The shape of the in-process cluster: how many nodes, how much memory each may
+/// hold, how many store partitions each node owns, and how many threads execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterShape {
+    pub nodes: usize,
+    pub memory_per_node: u64,
+    pub partitions_per_node: usize,
+    pub threads: usize,
+}
+
+/// Everything `connect()` accepts besides the database path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    pub shape: ClusterShape,
+    /// Memory for query execution (joins, sorts, aggregates) before they spill.
+    pub query_memory: u64,
+    /// Rows per immutable chunk; at most 65,536 so that dictionary keys fit 16 bits.
+    pub chunk_rows: usize,
+    /// Rows per batch handed to the executor.
+    pub batch_rows: usize,
+    /// A string column is dictionary-encoded when a sample shows at most this
+    /// fraction of distinct values.
+    pub dictionary_max_ratio: f64,
+    /// Where joins, sorts and aggregates spill when they outgrow `query_memory`.
+    pub spill_dir: Option<String>,
+}
+
+pub const MAX_CHUNK_ROWS: usize = 65_536;
+
+const KNOWN_KEYS: &[&str] = &[
+    "nodes",
+    "memory_per_node",
+    "partitions_per_node",
+    "threads",
+    "query_memory",
+    "chunk_rows",
+    "batch_rows",
+    "dictionary_max_ratio",
+    "spill_dir",
+];
+
+impl EngineConfig {
+    /// Defaults that fit this machine: one node per call unless asked, the
+    /// cluster may hold half the physical memory, queries may use a quarter.
+    pub fn for_machine() -> Self {
+        let total = physical_memory().unwrap_or(8 << 30);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        EngineConfig {
+            shape: ClusterShape {
+                nodes: 1,
+                memory_per_node: total / 2,
+                partitions_per_node: threads,
+                threads,
+            },
+            query_memory: total / 4,
+            chunk_rows: MAX_CHUNK_ROWS,
+            batch_rows: 8192,
+            dictionary_max_ratio: 0.25,
+            spill_dir: None,
+        }
+    }
+
+    /// Parse string options over the machine defaults. `memory_per_node`, when
+    /// not given, is the machine's cluster memory split evenly over the nodes, and
+    /// `partitions_per_node` keeps every thread busy.
+    pub fn from_options<'a, I>(options: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut config = Self::for_machine();
+        let cluster_memory = config.shape.memory_per_node;
+        let mut memory_given = false;
+        let mut partitions_given = false;
+        for (key, value) in options {
+            match key {
+                "nodes" => config.shape.nodes = parse_count(key, value)?,
+                "memory_per_node" => {
+                    config.shape.memory_per_node = parse_bytes(key, value)?;
+                    memory_given = true;
+                }
+                "partitions_per_node" => {
+                    config.shape.partitions_per_node = parse_count(key, value)?;
+                    partitions_given = true;
+                }
+                "threads" => config.shape.threads = parse_count(key, value)?,
+                "query_memory" => config.query_memory = parse_bytes(key, value)?,
+                "chunk_rows" => {
+                    let rows = parse_count(key, value)?;
+                    if rows > MAX_CHUNK_ROWS {
+                        return Err(invalid(key, value, "at most 65536 rows per chunk"));
+                    }
+                    config.chunk_rows = rows;
+                }
+                "batch_rows" => config.batch_rows = parse_count(key, value)?,
+                "dictionary_max_ratio" => {
+                    let ratio: f64 = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| invalid(key, value, "expected a number"))?;
+                    if !(0.0..=1.0).contains(&ratio) {
+                        return Err(invalid(key, value, "expected a number from 0 to 1"));
+                    }
+                    config.dictionary_max_ratio = ratio;
+                }
+                "spill_dir" => config.spill_dir = Some(value.to_string()),
+                _ => {
+                    return Err(ConfigError::UnknownKey {
+                        key: key.to_string(),
+                        known: KNOWN_KEYS.join(", "),
+                    });
+                }
+            }
+        }
+        if !memory_given {
+            config.shape.memory_per_node = cluster_memory / config.shape.nodes as u64;
+        }
+        if !partitions_given {
+            config.shape.partitions_per_node =
+                config.shape.threads.div_ceil(config.shape.nodes).max(1);
+        }
+        Ok(config)
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_count(key: &str, value: &str) -> Result<usize, ConfigError> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(key, value, "expected a whole number of at least 1")),
+    }
+}
+
+/// Parse a byte size: `1073741824`, `512MB`, `4GiB`, `1.5 GB` (decimal and
+/// binary units; a bare number is bytes).
+pub fn parse_bytes(key: &str, value: &str) -> Result<u64, ConfigError> {
+    let text = value.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| invalid(key, value, "expected a size such as 4GiB or 512MB"))?;
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(invalid(key, value, "unknown unit; use B, KB, MB, GB, KiB, MiB or GiB")),
+    };
+    let bytes = number * multiplier;
+    if bytes < 1.0 {
+        return Err(invalid(key, value, "a size must be at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Physical memory from /proc/meminfo (Linux); None elsewhere.
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Render a byte count for messages: `1.5 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes_in_every_unit() {
+        assert_eq!(parse_bytes("m", "1024").unwrap(), 1024);
+        assert_eq!(parse_bytes("m", "4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_bytes("m", "512 MB").unwrap(), 512_000_000);
+        assert_eq!(parse_bytes("m", "1.5kib").unwrap(), 1536);
+        assert!(parse_bytes("m", "lots").is_err());
+        assert!(parse_bytes("m", "3 parsecs").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_list_the_known_ones() {
+        let err = EngineConfig::from_options([("nodez", "2")]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("nodez") && text.contains("memory_per_node"), "{text}");
+    }
+
+    #[test]
+    fn memory_is_split_over_nodes_unless_given() {
+        let one = EngineConfig::from_options([("nodes", "1")]).unwrap();
+        let four = EngineConfig::from_options([("nodes", "4")]).unwrap();
+        assert_eq!(four.shape.memory_per_node, one.shape.memory_per_node / 4);
+        let given = EngineConfig::from_options([("nodes", "4"), ("memory_per_node", "1MiB")]).unwrap();
+        assert_eq!(given.shape.memory_per_node, 1 << 20);
+        assert!(EngineConfig::from_options([("nodes", "0")]).is_err());
+        assert!(EngineConfig::from_options([("chunk_rows", "70000")]).is_err());
+    }
+}

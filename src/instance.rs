@@ -1,0 +1,130 @@
+//! An instance: the catalog, the cluster and the runtimes that drive them, shared
+//! by every connection. It offers blocking entry points (load a table, run a
+//! statement) that the Python bindings call with the GIL released; async work
+//! runs on the instance's tokio runtime and CPU-heavy loading on rayon.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+
+use crate::cancel::Cancel;
+use crate::catalog::Catalog;
+use crate::cluster::{BatchSource, Cluster, LoadRequest, TableStatus};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::lakehouse::{self, LakehouseError};
+use crate::sql::Session;
+use crate::store::{LoadProgress, StoreError};
+
+pub struct Instance {
+    runtime: tokio::runtime::Runtime,
+    cluster: Arc<Cluster>,
+}
+
+impl Instance {
+    pub fn open(config: EngineConfig) -> Result<Arc<Instance>> {
+        let threads = config.shape.threads;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("lakewave-exec")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Source {
+                table: crate::catalog::TableName::new("-", "-"),
+                source_name: "the tokio runtime".into(),
+                source: Box::new(e),
+            })?;
+        let catalog = Arc::new(Catalog::default());
+        let cluster = Arc::new(Cluster::new(config, catalog));
+        Ok(Arc::new(Instance { runtime, cluster }))
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    pub fn session(&self) -> Result<Session> {
+        let _guard = self.runtime.enter();
+        Session::new(Arc::clone(&self.cluster))
+    }
+
+    /// Block the calling (non-runtime) thread on a future, unless cancelled.
+    pub fn block_on<F: Future<Output = Result<T>>, T>(&self, cancel: &Cancel, what: &str, future: F) -> Result<T> {
+        self.runtime
+            .block_on(cancel.run(future))
+            .unwrap_or_else(|| {
+                Err(Error::Interrupted {
+                    what: what.to_string(),
+                })
+            })
+    }
+
+    /// Enter the runtime, for code that creates DataFusion streams.
+    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
+    }
+
+    /// Wait for the next item of a stream from a non-runtime thread.
+    pub fn next_blocking<S: futures::Stream + Unpin>(&self, stream: &mut S) -> Option<S::Item> {
+        self.runtime.block_on(stream.next())
+    }
+
+    /// Load batches from any Arrow producer.
+    pub fn load_batches(
+        &self,
+        request: &LoadRequest,
+        schema: SchemaRef,
+        source: BatchSource<'_>,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<TableStatus> {
+        self.cluster.load(request, schema, source, cancel, progress)
+    }
+
+    /// Load a Parquet file or folder.
+    pub fn load_parquet(
+        &self,
+        request: &LoadRequest,
+        path: &str,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<TableStatus> {
+        let threads = self.cluster.config().shape.threads;
+        let opened = self
+            .runtime
+            .block_on(lakehouse::parquet_stream(path, threads))
+            .map_err(|e| file_error(request, e))?;
+        let (schema, mut stream) = opened;
+        let source: BatchSource<'_> = Box::new(std::iter::from_fn(move || {
+            self.next_blocking(&mut stream).map(|item| {
+                item.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            })
+        }));
+        self.cluster.load(request, schema, source, cancel, progress)
+    }
+
+    /// Rows of a finished query gathered on the runtime.
+    pub fn collect(&self, result: &crate::sql::QueryResult, cancel: &Cancel) -> Result<Vec<RecordBatch>> {
+        self.block_on(cancel, result.statement(), result.collect())
+    }
+}
+
+fn file_error(request: &LoadRequest, error: LakehouseError) -> Error {
+    match error {
+        LakehouseError::Read { path, source } => StoreError::Source {
+            table: request.name.clone(),
+            source_name: path,
+            source: Box::new(source),
+        }
+        .into(),
+        other => StoreError::InvalidData {
+            table: request.name.clone(),
+            column: None,
+            reason: other.to_string(),
+        }
+        .into(),
+    }
+}

@@ -1,0 +1,25 @@
+//! The PyO3 bindings, and nothing else: conversions between Python and Rust
+//! values, one file per class, and the single mapping from [`crate::Error`] to
+//! the Python exception hierarchy. All logic lives in the layers below; the
+//! typed, documented Python API wraps these classes in `python/lakewave/`.
+
+mod connection;
+mod convert;
+mod errors;
+mod result;
+mod wait;
+
+use pyo3::prelude::*;
+
+pub fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_class::<connection::Connection>()?;
+    module.add_class::<result::QueryResult>()?;
+    errors::register(module)?;
+    Ok(())
+}
+
+#[pymodule]
+fn _internal(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    init(module)
+}

@@ -1,0 +1,559 @@
+//! The SQL front end. A [`Session`] is one connection's view: it parses a batch
+//! of statements, answers the ones lakewave owns itself (creating a table from a
+//! query loads it into the cluster; `DROP TABLE` unloads it; `CREATE DATABASE`),
+//! and hands queries, `EXPLAIN`, `SHOW` and views to DataFusion planning over
+//! the cluster's tables. Errors are classified here, once, into [`SqlError`],
+//! and always name the statement.
+//!
+//! Results leave in logical types: a dictionary-encoded column (an internal
+//! encoding of the store) is decoded on the way out, so users see the types they
+//! loaded.
+
+mod output;
+mod schema;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::{DataFusionError, ParamValues, ScalarValue, SchemaError, TableReference};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::StreamExt;
+use thiserror::Error;
+
+use crate::cancel::Cancel;
+use crate::catalog::{CatalogError, DEFAULT_DATABASE, TableName};
+use crate::cluster::{Cluster, LoadRequest};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::LoadProgress;
+
+pub use output::logical_schema;
+pub use schema::CATALOG_NAME;
+
+#[derive(Debug, Error)]
+pub enum SqlError {
+    #[error("syntax error in `{statement}`: {message}")]
+    Syntax { statement: String, message: String },
+    #[error("table '{table}' does not exist (in `{statement}`)")]
+    TableNotFound { statement: String, table: String },
+    #[error("column '{column}' does not exist (in `{statement}`){}", if valid.is_empty() { String::new() } else { format!("; valid columns: {valid}") })]
+    ColumnNotFound {
+        statement: String,
+        column: String,
+        valid: String,
+    },
+    #[error("cannot plan `{statement}`: {message}")]
+    Plan { statement: String, message: String },
+    #[error("`{statement}` failed: {message}")]
+    Execution {
+        statement: String,
+        message: String,
+        kind: ErrorKind,
+    },
+    #[error("not supported: {what} (in `{statement}`)")]
+    NotSupported { statement: String, what: String },
+}
+
+impl SqlError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SqlError::Syntax { .. } => ErrorKind::Syntax,
+            SqlError::TableNotFound { .. } => ErrorKind::TableNotFound,
+            SqlError::ColumnNotFound { .. } => ErrorKind::ColumnNotFound,
+            SqlError::Plan { .. } => ErrorKind::Programming,
+            SqlError::Execution { kind, .. } => *kind,
+            SqlError::NotSupported { .. } => ErrorKind::NotSupported,
+        }
+    }
+
+    /// Classify a DataFusion error raised while handling `statement`.
+    pub fn from_datafusion(statement: &str, error: DataFusionError) -> SqlError {
+        let statement = abbreviate(statement);
+        let message = error.message_chain();
+        match error.find_root() {
+            DataFusionError::SQL(parse, _) => SqlError::Syntax {
+                statement,
+                message: parse.to_string(),
+            },
+            DataFusionError::SchemaError(schema_error, _) => match schema_error.as_ref() {
+                SchemaError::FieldNotFound {
+                    field,
+                    valid_fields,
+                } => SqlError::ColumnNotFound {
+                    statement,
+                    column: field.name().to_string(),
+                    valid: valid_fields
+                        .iter()
+                        .map(|c| c.name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+                _ => SqlError::Plan { statement, message },
+            },
+            DataFusionError::Plan(_) => SqlError::Plan { statement, message },
+            DataFusionError::NotImplemented(what) => SqlError::NotSupported {
+                statement,
+                what: what.clone(),
+            },
+            DataFusionError::ResourcesExhausted(_) => SqlError::Execution {
+                statement,
+                message,
+                kind: ErrorKind::OutOfMemory,
+            },
+            DataFusionError::ArrowError(_, _) => SqlError::Execution {
+                statement,
+                message,
+                kind: ErrorKind::Data,
+            },
+            DataFusionError::Internal(_) => SqlError::Execution {
+                statement,
+                message,
+                kind: ErrorKind::Internal,
+            },
+            _ => SqlError::Execution {
+                statement,
+                message,
+                kind: ErrorKind::Operational,
+            },
+        }
+    }
+}
+
+/// DataFusion's message with its context chain, without the "Error during
+/// planning:" style prefixes repeated at every level.
+trait MessageChain {
+    fn message_chain(&self) -> String;
+}
+
+impl MessageChain for DataFusionError {
+    fn message_chain(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Keep statements in messages readable.
+fn abbreviate(statement: &str) -> String {
+    let flat: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 200 {
+        let cut: String = flat.chars().take(197).collect();
+        format!("{cut}...")
+    } else {
+        flat
+    }
+}
+
+/// The outcome of the last statement of a `sql()` call.
+#[derive(Clone)]
+pub struct QueryResult {
+    statement: String,
+    body: Body,
+}
+
+#[derive(Clone)]
+enum Body {
+    /// A query, planned and not yet run: every stream runs it afresh.
+    Lazy(DataFrame),
+    /// A statement that has already run and produced these rows.
+    Ready(SchemaRef, Vec<RecordBatch>),
+}
+
+impl QueryResult {
+    pub fn statement(&self) -> &str {
+        &self.statement
+    }
+
+    /// The schema of the rows, in logical types.
+    pub fn schema(&self) -> SchemaRef {
+        match &self.body {
+            Body::Lazy(frame) => logical_schema(frame.schema().as_arrow()),
+            Body::Ready(schema, _) => Arc::clone(schema),
+        }
+    }
+
+    /// Start running the query; batches arrive as they are computed. Must be
+    /// called inside the instance's tokio runtime.
+    pub async fn stream(&self) -> Result<SendableRecordBatchStream> {
+        match &self.body {
+            Body::Lazy(frame) => {
+                let stream = frame
+                    .clone()
+                    .execute_stream()
+                    .await
+                    .map_err(|e| SqlError::from_datafusion(&self.statement, e))?;
+                Ok(output::decode_stream(stream))
+            }
+            Body::Ready(schema, batches) => Ok(output::ready_stream(Arc::clone(schema), batches.clone())),
+        }
+    }
+
+    /// Run the query and gather every batch.
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
+        let mut stream = self.stream().await?;
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch.map_err(|e| SqlError::from_datafusion(&self.statement, e))?);
+        }
+        Ok(batches)
+    }
+
+    /// The same query with at most `n` rows.
+    pub fn limit(&self, n: usize) -> Result<QueryResult> {
+        let body = match &self.body {
+            Body::Lazy(frame) => Body::Lazy(
+                frame
+                    .clone()
+                    .limit(0, Some(n))
+                    .map_err(|e| SqlError::from_datafusion(&self.statement, e))?,
+            ),
+            Body::Ready(schema, batches) => {
+                let mut kept = Vec::new();
+                let mut left = n;
+                for batch in batches {
+                    if left == 0 {
+                        break;
+                    }
+                    let take = left.min(batch.num_rows());
+                    kept.push(batch.slice(0, take));
+                    left -= take;
+                }
+                Body::Ready(Arc::clone(schema), kept)
+            }
+        };
+        Ok(QueryResult {
+            statement: self.statement.clone(),
+            body,
+        })
+    }
+
+    /// Map a DataFusion error raised while reading this result.
+    pub fn error(&self, error: DataFusionError) -> Error {
+        SqlError::from_datafusion(&self.statement, error).into()
+    }
+}
+
+/// One connection's SQL state on top of the shared cluster.
+pub struct Session {
+    ctx: SessionContext,
+    cluster: Arc<Cluster>,
+}
+
+impl Session {
+    pub fn new(cluster: Arc<Cluster>) -> Result<Session> {
+        let config = cluster.config();
+        let mut disk = DiskManagerBuilder::default();
+        if let Some(dir) = &config.spill_dir {
+            disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.into()]));
+        }
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(config.query_memory as usize)))
+            .with_disk_manager_builder(disk)
+            .build_arc()
+            .map_err(|e| SqlError::from_datafusion("connect", e))?;
+        let session_config = SessionConfig::new()
+            .with_target_partitions(config.shape.threads)
+            .with_batch_size(config.batch_rows)
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_DATABASE);
+        let ctx = SessionContext::new_with_config_rt(session_config, runtime);
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(schema::ClusterCatalog::new(Arc::clone(&cluster))),
+        );
+        Ok(Session { ctx, cluster })
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The database unqualified names resolve in.
+    pub fn current_database(&self) -> String {
+        self.ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_schema
+            .clone()
+    }
+
+    /// Run every statement of `text` in order and return the last one's result.
+    /// Queries are planned (so errors in them surface here) but run only when
+    /// the result is read. `params` bind `$1`, `$2`, ... placeholders.
+    pub async fn sql(&self, text: &str, params: &[ScalarValue], cancel: &Cancel) -> Result<QueryResult> {
+        let statements = DFParser::parse_sql_with_dialect(text, &GenericDialect {})
+            .map_err(|e| SqlError::from_datafusion(text, e))?;
+        if statements.is_empty() {
+            return Err(SqlError::Syntax {
+                statement: abbreviate(text),
+                message: "no statement to run".into(),
+            }
+            .into());
+        }
+        let count = statements.len();
+        let mut last = None;
+        for (index, statement) in statements.into_iter().enumerate() {
+            let statement_text = if count == 1 {
+                text.trim().to_string()
+            } else {
+                statement.to_string()
+            };
+            let params = if index + 1 == count { params } else { &[] };
+            last = Some(self.run_statement(statement, &statement_text, params, cancel).await?);
+        }
+        Ok(last.expect("at least one statement"))
+    }
+
+    async fn run_statement(
+        &self,
+        statement: Statement,
+        text: &str,
+        params: &[ScalarValue],
+        cancel: &Cancel,
+    ) -> Result<QueryResult> {
+        let state = self.ctx.state();
+        let df_error = |e| -> Error { SqlError::from_datafusion(text, e).into() };
+        self.check_tables_exist(&statement, text, &state)?;
+        let plan = state.statement_to_plan(statement).await.map_err(df_error)?;
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
+                self.create_table_as(create, text, cancel).await
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(drop)) => {
+                let name = self.table_name(&drop.name);
+                match self.cluster.unload(&name) {
+                    Ok(()) => Ok(self.done(text, format!("dropped table {name}"))),
+                    Err(Error::Catalog(CatalogError::TableNotFound(_))) if drop.if_exists => {
+                        Ok(self.done(text, format!("table {name} did not exist")))
+                    }
+                    Err(Error::Catalog(CatalogError::TableNotFound(_))) => {
+                        Err(SqlError::TableNotFound {
+                            statement: abbreviate(text),
+                            table: name.to_string(),
+                        }
+                        .into())
+                    }
+                    Err(other) => Err(other),
+                }
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateCatalogSchema(create)) => {
+                let name = create.schema_name.rsplit('.').next().unwrap_or_default().to_string();
+                self.create_database(&name, create.if_not_exists, text)
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateCatalog(create)) => {
+                self.create_database(&create.catalog_name, create.if_not_exists, text)
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateView(_) | DdlStatement::DropView(_))
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::DescribeTable(_) => {
+                let frame = self.ctx.execute_logical_plan(plan).await.map_err(df_error)?;
+                let batches = frame.collect().await.map_err(df_error)?;
+                let schema = batches
+                    .first()
+                    .map(|b| b.schema())
+                    .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+                Ok(QueryResult {
+                    statement: text.to_string(),
+                    body: Body::Ready(schema, batches),
+                })
+            }
+            LogicalPlan::Ddl(other) => Err(SqlError::NotSupported {
+                statement: abbreviate(text),
+                what: format!("{} (the cluster holds loaded tables and views)", other.name()),
+            }
+            .into()),
+            LogicalPlan::Dml(dml) => Err(SqlError::NotSupported {
+                statement: abbreviate(text),
+                what: format!(
+                    "{} on '{}': tables in the cluster are read-only; reload them with CREATE OR REPLACE TABLE ... AS or Connection.load()",
+                    dml.op, dml.table_name
+                ),
+            }
+            .into()),
+            LogicalPlan::Copy(_) => Err(SqlError::NotSupported {
+                statement: abbreviate(text),
+                what: "COPY".into(),
+            }
+            .into()),
+            query => {
+                let mut frame = self.ctx.execute_logical_plan(query).await.map_err(df_error)?;
+                if !params.is_empty() {
+                    frame = frame
+                        .with_param_values(ParamValues::from(params.to_vec()))
+                        .map_err(df_error)?;
+                }
+                Ok(QueryResult {
+                    statement: text.to_string(),
+                    body: Body::Lazy(frame),
+                })
+            }
+        }
+    }
+
+    /// Name the first table a statement reads that does not exist, before
+    /// DataFusion's planner reports it less precisely.
+    fn check_tables_exist(
+        &self,
+        statement: &Statement,
+        text: &str,
+        state: &datafusion::execution::SessionState,
+    ) -> Result<()> {
+        if !matches!(statement, Statement::Statement(_) | Statement::Explain(_)) {
+            return Ok(());
+        }
+        let references = state
+            .resolve_table_references(statement)
+            .map_err(|e| SqlError::from_datafusion(text, e))?;
+        for reference in references {
+            if reference.schema() == Some("information_schema") {
+                continue;
+            }
+            if let Some(catalog) = reference.catalog()
+                && catalog != CATALOG_NAME
+            {
+                return Err(SqlError::TableNotFound {
+                    statement: abbreviate(text),
+                    table: reference.to_string(),
+                }
+                .into());
+            }
+            let name = self.table_name(&reference);
+            let exists = self.cluster.table(&name).is_some()
+                || state
+                    .catalog_list()
+                    .catalog(CATALOG_NAME)
+                    .and_then(|c| c.schema(&name.database))
+                    .is_some_and(|s| s.table_exist(&name.table));
+            if !exists {
+                return Err(SqlError::TableNotFound {
+                    statement: abbreviate(text),
+                    table: name.to_string(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn table_name(&self, reference: &TableReference) -> TableName {
+        let database = reference
+            .schema()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.current_database());
+        TableName::new(database, reference.table())
+    }
+
+    fn create_database(&self, name: &str, if_not_exists: bool, text: &str) -> Result<QueryResult> {
+        if self.cluster.catalog().create_database(name) || if_not_exists {
+            Ok(self.done(text, format!("database {name} is ready")))
+        } else {
+            Err(SqlError::Plan {
+                statement: abbreviate(text),
+                message: format!("database '{name}' already exists"),
+            }
+            .into())
+        }
+    }
+
+    /// `CREATE [OR REPLACE] TABLE t AS <query>`: run the query and load its rows.
+    async fn create_table_as(
+        &self,
+        create: datafusion::logical_expr::CreateMemoryTable,
+        text: &str,
+        cancel: &Cancel,
+    ) -> Result<QueryResult> {
+        let name = self.table_name(&create.name);
+        if create.if_not_exists && self.cluster.table(&name).is_some() {
+            return Ok(self.done(text, format!("table {name} already exists")));
+        }
+        let input = create.input.as_ref().clone();
+        let column_list_only = matches!(&input, LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        if column_list_only {
+            return Err(SqlError::NotSupported {
+                statement: abbreviate(text),
+                what: format!(
+                    "CREATE TABLE {name} with only a column list: the cluster holds loaded data, \
+                     so create tables with CREATE TABLE ... AS SELECT ... or Connection.load()"
+                ),
+            }
+            .into());
+        }
+        let frame = self
+            .ctx
+            .execute_logical_plan(input)
+            .await
+            .map_err(|e| SqlError::from_datafusion(text, e))?;
+        let schema = logical_schema(frame.schema().as_arrow());
+        let primary_key: Vec<String> = create
+            .constraints
+            .iter()
+            .find_map(|c| match c {
+                datafusion::common::Constraint::PrimaryKey(indices) => Some(
+                    indices
+                        .iter()
+                        .map(|&i| schema.field(i).name().clone())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let query = QueryResult {
+            statement: text.to_string(),
+            body: Body::Lazy(frame),
+        };
+        // Gather the query's rows on the runtime, then load them on the rayon
+        // pool, off the async workers.
+        let batches = cancel
+            .run(query.collect())
+            .await
+            .ok_or_else(|| Error::Interrupted {
+                what: abbreviate(text),
+            })??;
+        let request = LoadRequest {
+            name: name.clone(),
+            primary_key,
+            placement_keys: Vec::new(),
+            replace: create.or_replace,
+            source_name: format!("the query of `{}`", abbreviate(text)),
+        };
+        let cluster = Arc::clone(&self.cluster);
+        let cancel = cancel.clone();
+        let status = tokio::task::spawn_blocking(move || {
+            let source = Box::new(batches.into_iter().map(Ok));
+            cluster.load(&request, schema, source, &cancel, &mut |_: LoadProgress| {})
+        })
+        .await
+        .map_err(|e| SqlError::Execution {
+            statement: abbreviate(text),
+            message: e.to_string(),
+            kind: ErrorKind::Internal,
+        })??;
+        Ok(self.done(text, format!("loaded {} rows into {name}", status.rows)))
+    }
+
+    fn done(&self, text: &str, message: String) -> QueryResult {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "status",
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(arrow::array::StringArray::from(vec![message]))],
+        )
+        .expect("one string column");
+        QueryResult {
+            statement: text.to_string(),
+            body: Body::Ready(schema, vec![batch]),
+        }
+    }
+}

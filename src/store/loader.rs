@@ -1,0 +1,348 @@
+//! Building a table snapshot from a stream of record batches. The loader works on
+//! groups of batches: each group is split by placement on all cores (rayon),
+//! then every partition cuts its pending rows into chunks in parallel, encoding
+//! them and taking memory on its node as it goes. If a node runs out of memory
+//! the load stops at once and everything built so far is dropped, which gives
+//! back every reservation: a failed load leaves nothing behind.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use rayon::prelude::*;
+
+use super::StoreError;
+use super::chunk::{Chunk, ColumnEncoding, choose_encodings, logical_type, physical_schema};
+use super::memory::{NodeMemory, Reservation};
+use super::placement::Partitioner;
+use super::table::{ColumnarTable, Partition};
+use crate::catalog::TableName;
+use crate::config::human_bytes;
+
+/// Rows examined to choose column encodings.
+const SAMPLE_ROWS: usize = 100_000;
+
+/// Where a load has got to, for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadProgress {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+struct PartitionBuilder {
+    node: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    chunks: Vec<Arc<Chunk>>,
+    reservation: Reservation,
+}
+
+pub struct TableLoader {
+    name: TableName,
+    version: u64,
+    logical_schema: SchemaRef,
+    encodings: Option<Vec<ColumnEncoding>>,
+    physical_schema: Option<SchemaRef>,
+    /// Batches held back until enough rows are seen to choose encodings.
+    sample: Vec<RecordBatch>,
+    partitioner: Partitioner,
+    partitions: Vec<PartitionBuilder>,
+    chunk_rows: usize,
+    dictionary_max_ratio: f64,
+    sequence: usize,
+    progress: LoadProgress,
+    /// Columns that must not hold NULL (the placement key).
+    non_null: Vec<usize>,
+}
+
+impl TableLoader {
+    /// `partition_nodes[i]` is the node that owns partition `i`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: TableName,
+        version: u64,
+        source_schema: &Schema,
+        key_columns: &[usize],
+        partition_nodes: &[usize],
+        nodes: &[Arc<NodeMemory>],
+        chunk_rows: usize,
+        dictionary_max_ratio: f64,
+    ) -> Self {
+        let logical_schema = Arc::new(Schema::new_with_metadata(
+            source_schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    Field::new(f.name(), logical_type(f.data_type()), f.is_nullable())
+                        .with_metadata(f.metadata().clone())
+                })
+                .collect::<Vec<_>>(),
+            source_schema.metadata().clone(),
+        ));
+        let partitioner = if key_columns.is_empty() {
+            Partitioner::RoundRobin {
+                partitions: partition_nodes.len(),
+            }
+        } else {
+            Partitioner::Hash {
+                columns: key_columns.to_vec(),
+                partitions: partition_nodes.len(),
+            }
+        };
+        let partitions = partition_nodes
+            .iter()
+            .map(|&node| PartitionBuilder {
+                node,
+                pending: Vec::new(),
+                pending_rows: 0,
+                chunks: Vec::new(),
+                reservation: nodes[node].reservation(),
+            })
+            .collect();
+        TableLoader {
+            name,
+            version,
+            logical_schema,
+            encodings: None,
+            physical_schema: None,
+            sample: Vec::new(),
+            partitioner,
+            partitions,
+            chunk_rows,
+            dictionary_max_ratio,
+            sequence: 0,
+            progress: LoadProgress::default(),
+            non_null: key_columns.to_vec(),
+        }
+    }
+
+    pub fn logical_schema(&self) -> &SchemaRef {
+        &self.logical_schema
+    }
+
+    pub fn progress(&self) -> LoadProgress {
+        self.progress
+    }
+
+    /// Add a group of source batches. Larger groups use the cores better.
+    pub fn push(&mut self, batches: Vec<RecordBatch>) -> Result<(), StoreError> {
+        let batches = batches
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| self.normalise(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.encodings.is_none() {
+            self.sample.extend(batches);
+            let rows: usize = self.sample.iter().map(|b| b.num_rows()).sum();
+            if rows < SAMPLE_ROWS {
+                return Ok(());
+            }
+            self.choose_encodings();
+            let held = std::mem::take(&mut self.sample);
+            return self.place(held);
+        }
+        self.place(batches)
+    }
+
+    /// Cut the last chunks and return the finished snapshot.
+    pub fn finish(mut self) -> Result<ColumnarTable, StoreError> {
+        if self.encodings.is_none() {
+            self.choose_encodings();
+            let held = std::mem::take(&mut self.sample);
+            self.place(held)?;
+        }
+        let physical = self.physical_schema.clone().expect("encodings chosen");
+        let encodings = self.encodings.clone().expect("encodings chosen");
+        let name = self.name.clone();
+        let rows_loaded = self.progress.rows;
+        self.partitions
+            .par_iter_mut()
+            .try_for_each(|p| p.cut(0, &encodings, &physical, &name, rows_loaded))?;
+        Ok(ColumnarTable {
+            name: self.name,
+            version: self.version,
+            logical_schema: self.logical_schema,
+            physical_schema: physical,
+            encodings,
+            partitions: self
+                .partitions
+                .into_iter()
+                .map(|p| Partition {
+                    node: p.node,
+                    chunks: p.chunks,
+                    reservation: p.reservation,
+                })
+                .collect(),
+        })
+    }
+
+    fn choose_encodings(&mut self) {
+        let encodings = choose_encodings(&self.logical_schema, &self.sample, self.dictionary_max_ratio);
+        self.physical_schema = Some(physical_schema(&self.logical_schema, &encodings));
+        self.encodings = Some(encodings);
+    }
+
+    /// Check a source batch against the table's schema and convert it to the
+    /// logical types.
+    fn normalise(&self, batch: RecordBatch) -> Result<RecordBatch, StoreError> {
+        let schema = batch.schema();
+        if schema.fields().len() != self.logical_schema.fields().len() {
+            return Err(self.invalid(
+                None,
+                format!(
+                    "a batch has {} columns where the first had {}",
+                    schema.fields().len(),
+                    self.logical_schema.fields().len()
+                ),
+            ));
+        }
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (index, (column, field)) in batch
+            .columns()
+            .iter()
+            .zip(self.logical_schema.fields())
+            .enumerate()
+        {
+            let source_field = schema.field(index);
+            if source_field.name() != field.name()
+                || logical_type(source_field.data_type()) != *field.data_type()
+            {
+                return Err(self.invalid(
+                    Some(field.name()),
+                    format!(
+                        "a batch has column '{}' of type {} where the first had '{}' of type {}",
+                        source_field.name(),
+                        source_field.data_type(),
+                        field.name(),
+                        field.data_type()
+                    ),
+                ));
+            }
+            if self.non_null.contains(&index) && column.null_count() > 0 {
+                return Err(self.invalid(
+                    Some(field.name()),
+                    "NULL in a primary key or placement key column".to_string(),
+                ));
+            }
+            if column.data_type() == field.data_type() {
+                columns.push(Arc::clone(column));
+            } else {
+                columns.push(cast(column, field.data_type()).map_err(|source| {
+                    StoreError::Arrow {
+                        table: self.name.clone(),
+                        source,
+                    }
+                })?);
+            }
+        }
+        RecordBatch::try_new(Arc::clone(&self.logical_schema), columns).map_err(|source| {
+            StoreError::Arrow {
+                table: self.name.clone(),
+                source,
+            }
+        })
+    }
+
+    fn invalid(&self, column: Option<&String>, reason: String) -> StoreError {
+        StoreError::InvalidData {
+            table: self.name.clone(),
+            column: column.cloned(),
+            reason,
+        }
+    }
+
+    fn place(&mut self, batches: Vec<RecordBatch>) -> Result<(), StoreError> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let first_sequence = self.sequence;
+        self.sequence += batches.len();
+        let partitioner = &self.partitioner;
+        let pieces: Vec<Vec<(usize, RecordBatch)>> = batches
+            .par_iter()
+            .enumerate()
+            .map(|(i, batch)| partitioner.split(batch, first_sequence + i))
+            .collect::<Result<_, _>>()
+            .map_err(|source| StoreError::Arrow {
+                table: self.name.clone(),
+                source,
+            })?;
+        for (partition, piece) in pieces.into_iter().flatten() {
+            self.progress.rows += piece.num_rows() as u64;
+            let builder = &mut self.partitions[partition];
+            builder.pending_rows += piece.num_rows();
+            builder.pending.push(piece);
+        }
+        let physical = self.physical_schema.clone().expect("encodings chosen");
+        let encodings = self.encodings.clone().expect("encodings chosen");
+        let chunk_rows = self.chunk_rows;
+        let name = &self.name;
+        let rows_loaded = self.progress.rows;
+        self.partitions
+            .par_iter_mut()
+            .try_for_each(|p| p.cut(chunk_rows, &encodings, &physical, name, rows_loaded))?;
+        self.progress.bytes = self.partitions.iter().map(|p| p.reservation.bytes()).sum();
+        Ok(())
+    }
+}
+
+impl PartitionBuilder {
+    /// Turn pending rows into chunks of `chunk_rows`; with `chunk_rows == 0`,
+    /// everything pending becomes one last (possibly short) chunk.
+    fn cut(
+        &mut self,
+        chunk_rows: usize,
+        encodings: &[ColumnEncoding],
+        physical: &SchemaRef,
+        name: &TableName,
+        rows_loaded: u64,
+    ) -> Result<(), StoreError> {
+        let flush_all = chunk_rows == 0;
+        if self.pending_rows == 0 || (!flush_all && self.pending_rows < chunk_rows) {
+            return Ok(());
+        }
+        let schema = self.pending[0].schema();
+        let all = concat_batches(&schema, &self.pending).map_err(|source| StoreError::Arrow {
+            table: name.clone(),
+            source,
+        })?;
+        self.pending.clear();
+        let size = if flush_all { all.num_rows() } else { chunk_rows };
+        let mut offset = 0;
+        while all.num_rows() - offset >= size && all.num_rows() > offset {
+            // Copy the slice so that the chunk owns compact buffers.
+            let slice = all.slice(offset, size);
+            let compact = concat_batches(&schema, std::slice::from_ref(&slice)).map_err(
+                |source| StoreError::Arrow {
+                    table: name.clone(),
+                    source,
+                },
+            )?;
+            let chunk = Chunk::build(compact, encodings, physical).map_err(|source| {
+                StoreError::Arrow {
+                    table: name.clone(),
+                    source,
+                }
+            })?;
+            if let Err(free) = self.reservation.try_grow(chunk.bytes) {
+                let node = self.reservation.node();
+                return Err(StoreError::OutOfMemory {
+                    table: name.clone(),
+                    node: node.id,
+                    needed: human_bytes(chunk.bytes),
+                    free: human_bytes(free),
+                    budget: human_bytes(node.budget),
+                    rows_loaded,
+                });
+            }
+            self.chunks.push(Arc::new(chunk));
+            offset += size;
+        }
+        if offset < all.num_rows() {
+            self.pending.push(all.slice(offset, all.num_rows() - offset));
+        }
+        self.pending_rows = all.num_rows() - offset;
+        Ok(())
+    }
+}

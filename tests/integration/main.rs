@@ -1,0 +1,7 @@
+//! lakewave's one Rust integration-test binary: the store through the public
+//! instance API, SQL behaviour, and the `.slt` SQL logic tests in `tests/sql`.
+
+mod common;
+mod load;
+mod slt;
+mod sql;

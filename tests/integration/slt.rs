@@ -1,0 +1,78 @@
+//! Runs every `tests/sql/*.slt` file through a fresh instance.
+
+use std::path::Path;
+
+use lakewave::Error;
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+use crate::common::{Db, render};
+
+struct SltDb(Db);
+
+impl sqllogictest::DB for SltDb {
+    type Error = Error;
+    type ColumnType = DefaultColumnType;
+
+    fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        let batches = self.0.sql(sql)?;
+        let first = sql.trim_start().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let is_query = matches!(first.as_str(), "SELECT" | "WITH" | "VALUES" | "EXPLAIN" | "SHOW" | "DESCRIBE" | "(");
+        if !is_query {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let types = batches
+            .first()
+            .map(|b| {
+                b.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        if f.data_type().is_integer() {
+                            DefaultColumnType::Integer
+                        } else if f.data_type().is_floating() || f.data_type().is_numeric() {
+                            DefaultColumnType::FloatingPoint
+                        } else {
+                            DefaultColumnType::Text
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rows = render(&batches)
+            .into_iter()
+            .map(|line| {
+                line.split('|')
+                    .map(|cell| if cell.is_empty() { "(empty)".to_string() } else { cell.to_string() })
+                    .collect()
+            })
+            .collect();
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    fn engine_name(&self) -> &str {
+        "lakewave"
+    }
+}
+
+#[test]
+fn sql_logic_tests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    let mut failures = Vec::new();
+    for file in &files {
+        let mut runner = sqllogictest::Runner::new(|| async {
+            Ok(SltDb(Db::new(&[("nodes", "2"), ("chunk_rows", "4")])))
+        });
+        if let Err(error) = runner.run_file(file) {
+            failures.push(format!("{}: {error}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

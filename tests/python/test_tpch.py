@@ -1,0 +1,57 @@
+"""All 22 TPC-H queries at scale factor 0.01, checked against DuckDB."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import math
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import lakewave as lw
+
+from .conftest import QUERIES, TPCH_TABLES
+
+
+@pytest.fixture(scope="module")
+def oracle(tpch_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for table in TPCH_TABLES:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{tpch_dir / (table + '.parquet')}')")
+    return con
+
+
+def normalise(value: object) -> object:
+    if isinstance(value, (decimal.Decimal, int)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, datetime.datetime):
+        return value.date() if value.time() == datetime.time() else value
+    return value
+
+
+def same(a: object, b: object) -> bool:
+    a, b = normalise(a), normalise(b)
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+    return a == b
+
+
+@pytest.mark.parametrize("number", range(1, 23))
+def test_tpch_query_matches_duckdb(number: int, tpch_db: lw.Connection, oracle: duckdb.DuckDBPyConnection) -> None:
+    query = (QUERIES / f"q{number}.sql").read_text()
+    got = tpch_db.sql(query).fetchall()
+    expected = oracle.execute(query).fetchall()
+    assert len(got) == len(expected), f"q{number}: {len(got)} rows, DuckDB has {len(expected)}"
+    for i, (row, want) in enumerate(zip(got, expected)):
+        assert len(row) == len(want)
+        assert all(same(a, b) for a, b in zip(row, want)), f"q{number} row {i}: {row} != {want}"
+
+
+def test_tpch_tables_are_loaded_compactly(tpch_db: lw.Connection, tpch_dir: Path) -> None:
+    tables = {t["table"]: t for t in tpch_db.tables()}
+    assert tables["lineitem"]["rows"] == 60175
+    assert "l_returnflag" in tables["lineitem"]["dictionary_columns"]
+    assert "l_shipmode" in tables["lineitem"]["dictionary_columns"]
+    assert sum(n["memory_used"] for n in tpch_db.nodes()) == sum(t["bytes"] for t in tables.values())
