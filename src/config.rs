@@ -28,7 +28,7 @@ pub struct ClusterShape {
 }
 
 /// Everything `connect()` accepts besides the database path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     pub shape: ClusterShape,
     /// Memory for query execution (joins, sorts, aggregates) before they spill.

@@ -22,6 +22,12 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sql(#[from] SqlError),
+    /// The threads that run queries could not be started.
+    #[error("cannot start lakewave's execution threads")]
+    Runtime(#[source] std::io::Error),
+    /// A bug: a panic caught at the API boundary, so the process survives.
+    #[error("internal error in lakewave while running {what}: {message}")]
+    Panic { what: String, message: String },
     /// The caller asked to stop (Ctrl-C): nothing was published.
     #[error("interrupted: {what} was cancelled and left nothing half-done")]
     Interrupted { what: String },
@@ -67,6 +73,8 @@ impl Error {
             Error::Store(e) => e.kind(),
             Error::Sql(e) => e.kind(),
             Error::Interrupted { .. } => ErrorKind::Interrupted,
+            Error::Panic { .. } => ErrorKind::Internal,
+            Error::Runtime(_) => ErrorKind::Operational,
         }
     }
 

@@ -32,11 +32,7 @@ impl Instance {
             .thread_name("lakewave-exec")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Source {
-                table: crate::catalog::TableName::new("-", "-"),
-                source_name: "the tokio runtime".into(),
-                source: Box::new(e),
-            })?;
+            .map_err(Error::Runtime)?;
         let catalog = Arc::new(Catalog::default());
         let cluster = Arc::new(Cluster::new(config, catalog));
         Ok(Arc::new(Instance { runtime, cluster }))

@@ -9,7 +9,7 @@ use datafusion::common::{DFSchema, Result, Statistics};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_optimizer::pruning::PruningPredicate;
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::pruning::ChunkStatistics;
@@ -71,13 +71,19 @@ impl ClusterTableProvider {
         (kept, Some(predicate.predicate_expr().to_string()))
     }
 
-    fn pruning_predicate(&self, state: &dyn Session, filters: &[Expr]) -> Option<PruningPredicate> {
+    /// `None` when the filters cannot prune (always true, or not expressible
+    /// over min/max statistics).
+    fn pruning_predicate(
+        &self,
+        state: &dyn Session,
+        filters: &[Expr],
+    ) -> Option<Arc<PruningPredicate>> {
         let expr = conjunction(filters.iter().cloned())?;
         let schema = DFSchema::try_from(self.table.physical_schema.as_ref().clone()).ok()?;
         let physical = state.create_physical_expr(expr, &schema).ok()?;
-        let predicate =
-            PruningPredicate::try_new(physical, Arc::clone(&self.table.physical_schema)).ok()?;
-        (!predicate.always_true()).then_some(predicate)
+        PruningPredicateBuilder::new()
+            .with_file_schema(Arc::clone(&self.table.physical_schema))
+            .build(physical)
     }
 }
 

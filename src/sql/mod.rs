@@ -25,6 +25,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::StreamExt;
 use thiserror::Error;
@@ -98,7 +99,10 @@ impl SqlError {
                 },
                 _ => SqlError::Plan { statement, message },
             },
-            DataFusionError::Plan(_) => SqlError::Plan { statement, message },
+            DataFusionError::Plan(text) => match missing_table(text) {
+                Some(table) => SqlError::TableNotFound { statement, table },
+                None => SqlError::Plan { statement, message },
+            },
             DataFusionError::NotImplemented(what) => SqlError::NotSupported {
                 statement,
                 what: what.clone(),
@@ -137,6 +141,16 @@ impl MessageChain for DataFusionError {
     fn message_chain(&self) -> String {
         self.to_string()
     }
+}
+
+/// DataFusion reports a missing table only as text: `table 'a.b.c' not found`.
+/// Statements that are pure reads are checked up front, so this only serves
+/// the reads inside other statements (`CREATE TABLE ... AS SELECT`).
+fn missing_table(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("table '")?;
+    let name = rest.strip_suffix("' not found")?;
+    let name = name.strip_prefix(&format!("{CATALOG_NAME}.")).unwrap_or(name);
+    Some(name.to_string())
 }
 
 /// Keep statements in messages readable.
@@ -407,14 +421,23 @@ impl Session {
         text: &str,
         state: &datafusion::execution::SessionState,
     ) -> Result<()> {
-        if !matches!(statement, Statement::Statement(_) | Statement::Explain(_)) {
+        // Only pure reads: the references of CREATE TABLE, INSERT and friends
+        // include the table being written, which need not exist.
+        let is_read = match statement {
+            Statement::Statement(inner) => matches!(inner.as_ref(), SqlStatement::Query(_)),
+            Statement::Explain(_) => true,
+            _ => false,
+        };
+        if !is_read {
             return Ok(());
         }
         let references = state
             .resolve_table_references(statement)
             .map_err(|e| SqlError::from_datafusion(text, e))?;
         for reference in references {
-            if reference.schema() == Some("information_schema") {
+            let is_table_function = matches!(reference, TableReference::Bare { .. })
+                && state.table_functions().contains_key(reference.table());
+            if reference.schema() == Some("information_schema") || is_table_function {
                 continue;
             }
             if let Some(catalog) = reference.catalog()

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::{cast, concat_batches};
+use arrow::array::{Array, MutableArrayData, make_array};
+use arrow::compute::cast;
+use arrow::error::ArrowError;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
@@ -289,7 +291,9 @@ impl TableLoader {
 
 impl PartitionBuilder {
     /// Turn pending rows into chunks of `chunk_rows`; with `chunk_rows == 0`,
-    /// everything pending becomes one last (possibly short) chunk.
+    /// everything pending becomes one last (possibly short) chunk. Each chunk is
+    /// copied once, from zero-copy slices of the pending pieces, into compact
+    /// buffers that it owns.
     fn cut(
         &mut self,
         chunk_rows: usize,
@@ -298,33 +302,15 @@ impl PartitionBuilder {
         name: &TableName,
         rows_loaded: u64,
     ) -> Result<(), StoreError> {
-        let flush_all = chunk_rows == 0;
-        if self.pending_rows == 0 || (!flush_all && self.pending_rows < chunk_rows) {
-            return Ok(());
-        }
-        let schema = self.pending[0].schema();
-        let all = concat_batches(&schema, &self.pending).map_err(|source| StoreError::Arrow {
+        let arrow_error = |source| StoreError::Arrow {
             table: name.clone(),
             source,
-        })?;
-        self.pending.clear();
-        let size = if flush_all { all.num_rows() } else { chunk_rows };
-        let mut offset = 0;
-        while all.num_rows() - offset >= size && all.num_rows() > offset {
-            // Copy the slice so that the chunk owns compact buffers.
-            let slice = all.slice(offset, size);
-            let compact = concat_batches(&schema, std::slice::from_ref(&slice)).map_err(
-                |source| StoreError::Arrow {
-                    table: name.clone(),
-                    source,
-                },
-            )?;
-            let chunk = Chunk::build(compact, encodings, physical).map_err(|source| {
-                StoreError::Arrow {
-                    table: name.clone(),
-                    source,
-                }
-            })?;
+        };
+        let size = if chunk_rows == 0 { self.pending_rows } else { chunk_rows };
+        while size > 0 && self.pending_rows >= size {
+            let pieces = self.take_front(size);
+            let compact = compact(&pieces).map_err(arrow_error)?;
+            let chunk = Chunk::build(compact, encodings, physical).map_err(arrow_error)?;
             if let Err(free) = self.reservation.try_grow(chunk.bytes) {
                 let node = self.reservation.node();
                 return Err(StoreError::OutOfMemory {
@@ -337,12 +323,78 @@ impl PartitionBuilder {
                 });
             }
             self.chunks.push(Arc::new(chunk));
-            offset += size;
         }
-        if offset < all.num_rows() {
-            self.pending.push(all.slice(offset, all.num_rows() - offset));
-        }
-        self.pending_rows = all.num_rows() - offset;
         Ok(())
+    }
+
+    /// Remove the first `rows` pending rows, as slices of the pending pieces.
+    fn take_front(&mut self, rows: usize) -> Vec<RecordBatch> {
+        let mut taken = Vec::new();
+        let mut needed = rows;
+        let mut consumed = 0;
+        for piece in &self.pending {
+            if needed == 0 {
+                break;
+            }
+            if piece.num_rows() <= needed {
+                needed -= piece.num_rows();
+                taken.push(piece.clone());
+                consumed += 1;
+            } else {
+                taken.push(piece.slice(0, needed));
+                needed = 0;
+            }
+        }
+        self.pending.drain(..consumed);
+        if let Some(first) = self.pending.first_mut() {
+            let already = taken.last().map(|b| b.num_rows()).unwrap_or(0);
+            if taken.len() > consumed {
+                *first = first.slice(already, first.num_rows() - already);
+            }
+        }
+        self.pending_rows -= rows;
+        taken
+    }
+}
+
+/// Copy pieces (often zero-copy slices of larger source batches) into one batch
+/// whose buffers hold exactly its rows, so a chunk never keeps a source buffer
+/// alive and its memory accounting is exact. `concat` would hand a single slice
+/// back uncopied.
+fn compact(pieces: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
+    let schema = pieces[0].schema();
+    let rows: usize = pieces.iter().map(|b| b.num_rows()).sum();
+    let columns = (0..schema.fields().len())
+        .map(|column| {
+            let data: Vec<_> = pieces.iter().map(|b| b.column(column).to_data()).collect();
+            let mut out = MutableArrayData::new(data.iter().collect(), false, rows);
+            for (index, piece) in pieces.iter().enumerate() {
+                out.extend(index, 0, piece.num_rows());
+            }
+            make_array(out.freeze())
+        })
+        .collect::<Vec<_>>();
+    RecordBatch::try_new(schema, columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    #[test]
+    fn compaction_copies_slices_into_exact_buffers() {
+        let big: Arc<dyn Array> = Arc::new(Int64Array::from_iter_values(0..100_000));
+        let schema = Arc::new(Schema::new(vec![Field::new("v", arrow::datatypes::DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![big]).unwrap();
+        let slice = batch.slice(10, 100);
+        let out = compact(std::slice::from_ref(&slice)).unwrap();
+        assert_eq!(out.num_rows(), 100);
+        assert!(out.get_array_memory_size() < 4096, "{}", out.get_array_memory_size());
+        let values = out.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(values.value(0), 10);
+        let two = compact(&[batch.slice(0, 3), batch.slice(99_998, 2)]).unwrap();
+        let values = two.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(values.values().to_vec(), vec![0, 1, 2, 99_998, 99_999]);
     }
 }

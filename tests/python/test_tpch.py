@@ -12,7 +12,7 @@ import pytest
 
 import lakewave as lw
 
-from .conftest import QUERIES, TPCH_TABLES
+from conftest import QUERIES, TPCH_TABLES
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,266 @@
+"""TPC-H side by side: lakewave, DuckDB, datafusion-python and Polars.
+
+Each engine runs in its own process (so its peak memory is its own): it loads
+the Parquet files into memory, runs the 22 queries `--runs` times, and reports
+load time, per-query medians, peak RSS and its answers. The answers are checked
+against DuckDB's. Results go to benchmarks/results/tpch-sf{N}.json and .md, with
+a chart. Figures, not assertions.
+
+    python benchmarks/tpch/run.py --scale 1 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import decimal
+import json
+import math
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+QUERIES = HERE / "queries"
+DATA = ROOT / "benchmarks" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
+KEYS = {
+    "customer": ["c_custkey"],
+    "lineitem": ["l_orderkey", "l_linenumber"],
+    "nation": ["n_nationkey"],
+    "orders": ["o_orderkey"],
+    "part": ["p_partkey"],
+    "partsupp": ["ps_partkey", "ps_suppkey"],
+    "region": ["r_regionkey"],
+    "supplier": ["s_suppkey"],
+}
+# Placement keys: co-locate lineitem with orders on the order key.
+PLACEMENT = {"lineitem": ["l_orderkey"]}
+ENGINES = ["lakewave", "duckdb", "datafusion", "polars"]
+
+
+def generate(scale: float) -> Path:
+    out = DATA / f"sf{scale:g}"
+    if not (out / "lineitem.parquet").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        cli = shutil.which("tpchgen-cli")
+        if not cli:
+            sys.exit("pip install tpchgen-cli")
+        subprocess.run([cli, "parquet", "-s", str(scale), "--output-dir", str(out)], check=True)
+    return out
+
+
+def normalise(value: object) -> object:
+    if isinstance(value, (decimal.Decimal, int)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date()
+    return value
+
+
+def same_rows(a: list, b: list) -> bool:
+    if len(a) != len(b):
+        return False
+    for row_a, row_b in zip(a, b):
+        for x, y in zip(row_a, row_b):
+            x, y = normalise(x), normalise(y)
+            if isinstance(x, float) and isinstance(y, float):
+                if not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6):
+                    return False
+            elif x != y:
+                return False
+    return True
+
+
+# --- engines: each returns (load, run) where run(sql) -> list of row tuples ---
+
+
+def lakewave_engine(data: Path, threads: int):
+    import lakewave as lw
+
+    db = lw.connect(threads=threads)
+
+    def load():
+        for t in TABLES:
+            db.load(t, data / f"{t}.parquet", primary_key=KEYS[t], partition_by=PLACEMENT.get(t))
+
+    def resident() -> int:
+        return sum(t["bytes"] for t in db.tables())
+
+    return load, lambda sql: db.sql(sql).fetchall(), resident
+
+
+def duckdb_engine(data: Path, threads: int):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+
+    def load():
+        for t in TABLES:
+            con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet('{data / (t + '.parquet')}')")
+
+    return load, lambda sql: con.execute(sql).fetchall(), None
+
+
+def datafusion_engine(data: Path, threads: int):
+    import datafusion
+    import pyarrow.parquet as pq
+
+    config = datafusion.SessionConfig().with_target_partitions(threads)
+    ctx = datafusion.SessionContext(config)
+
+    def load():
+        for t in TABLES:
+            table = pq.read_table(data / f"{t}.parquet")
+            batches = table.to_batches(max_chunksize=8192)
+            parts = [batches[i::threads] for i in range(threads)]
+            ctx.register_record_batches(t, [p for p in parts if p] or [batches])
+
+    return load, lambda sql: [tuple(r.values()) for r in ctx.sql(sql).to_pylist()], None
+
+
+def polars_engine(data: Path, threads: int):
+    import polars as pl
+
+    ctx = pl.SQLContext()
+
+    def load():
+        for t in TABLES:
+            ctx.register(t, pl.read_parquet(data / f"{t}.parquet").lazy())
+
+    return load, lambda sql: ctx.execute(sql).collect().rows(), None
+
+
+def run_engine(name: str, data: Path, runs: int, threads: int) -> dict:
+    make = {"lakewave": lakewave_engine, "duckdb": duckdb_engine, "datafusion": datafusion_engine, "polars": polars_engine}[name]
+    load, run, resident = make(data, threads)
+    started = time.perf_counter()
+    load()
+    out: dict = {"engine": name, "load_s": time.perf_counter() - started, "queries": {}}
+    if resident:
+        out["resident_bytes"] = resident()
+    for number in range(1, 23):
+        sql = (QUERIES / f"q{number}.sql").read_text()
+        times = []
+        try:
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                rows = run(sql)
+                times.append(time.perf_counter() - t0)
+            out["queries"][number] = {"median_s": statistics.median(times), "rows": [list(map(repr_value, r)) for r in rows]}
+        except Exception as error:  # an engine that cannot run a query is a finding, not a crash
+            out["queries"][number] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+        print(f"{name} q{number}: {out['queries'][number].get('median_s', 'error')}", file=sys.stderr, flush=True)
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
+
+
+def repr_value(value: object) -> object:
+    value = normalise(value)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return value
+
+
+def summarise(scale: float, results: dict, data: Path) -> str:
+    parquet = sum(f.stat().st_size for f in data.glob("*.parquet"))
+    reference = results.get("duckdb", {}).get("queries", {})
+    lines = [f"# TPC-H SF{scale:g} — {datetime.date.today()}", "",
+             f"Machine: {os.cpu_count()} cores. Parquet size: {parquet / 2**20:.0f} MiB. "
+             "Medians in seconds; ✗ = failed, ≠ = answer differs from DuckDB's.", ""]
+    engines = [e for e in ENGINES if e in results]
+    lines.append("| query | " + " | ".join(engines) + " |")
+    lines.append("|---" * (len(engines) + 1) + "|")
+    totals = {e: 0.0 for e in engines}
+    complete = {e: True for e in engines}
+    for q in range(1, 23):
+        cells = []
+        for e in engines:
+            r = results[e].get("queries", {}).get(str(q)) or results[e].get("queries", {}).get(q)
+            if not r or "error" in r:
+                cells.append("✗")
+                complete[e] = False
+                continue
+            totals[e] += r["median_s"]
+            want = (reference.get(str(q)) or reference.get(q) or {}).get("rows")
+            mark = "" if want is None or same_rows(r["rows"], want) else " ≠"
+            cells.append(f"{r['median_s']:.3f}{mark}")
+        lines.append(f"| Q{q} | " + " | ".join(cells) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{totals[e]:.2f}**" + ("" if complete[e] else " (incomplete)") for e in engines) + " |")
+    lines.append("| load (s) | " + " | ".join(f"{results[e].get('load_s', float('nan')):.2f}" for e in engines) + " |")
+    lines.append("| peak RSS (MiB) | " + " | ".join(f"{results[e].get('peak_rss_bytes', 0) / 2**20:.0f}" for e in engines) + " |")
+    if "resident_bytes" in results.get("lakewave", {}):
+        held = results["lakewave"]["resident_bytes"]
+        lines += ["", f"lakewave holds the tables in {held / 2**20:.0f} MiB = {held / parquet:.2f}× the Parquet size."]
+    failures = [(e, q, r["error"]) for e in engines for q, r in results[e].get("queries", {}).items() if "error" in r]
+    if failures:
+        lines += ["", "Failures:"] + [f"- {e} Q{q}: {err}" for e, q, err in failures]
+    for e in engines:
+        if "crash" in results[e]:
+            lines.append(f"- {e}: {results[e]['crash']}")
+    return "\n".join(lines) + "\n"
+
+
+def chart(scale: float, results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    engines = [e for e in ENGINES if e in results]
+    fig, ax = plt.subplots(figsize=(12, 4))
+    width = 0.8 / len(engines)
+    for i, e in enumerate(engines):
+        qs = results[e].get("queries", {})
+        values = [(qs.get(str(q)) or qs.get(q) or {}).get("median_s", 0) for q in range(1, 23)]
+        ax.bar([q + i * width for q in range(1, 23)], values, width, label=e)
+    ax.set_xticks([q + 0.4 - width / 2 for q in range(1, 23)], [f"Q{q}" for q in range(1, 23)])
+    ax.set_ylabel("median seconds")
+    ax.set_title(f"TPC-H SF{scale:g}, data in memory")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = generate(args.scale)
+    if args.engine:
+        Path(args.out).write_text(json.dumps(run_engine(args.engine, data, args.runs, args.threads)))
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for engine in args.engines.split(","):
+        out = RESULTS / f".tpch-{engine}.json"
+        proc = subprocess.run([sys.executable, __file__, "--scale", str(args.scale), "--runs", str(args.runs),
+                               "--threads", str(args.threads), "--engine", engine, "--out", str(out)])
+        if proc.returncode == 0:
+            results[engine] = json.loads(out.read_text())
+            out.unlink()
+        else:
+            results[engine] = {"crash": f"process exited with {proc.returncode} (out of memory?)", "queries": {}}
+    stem = RESULTS / f"tpch-sf{args.scale:g}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    summary = summarise(args.scale, results, data)
+    chart(args.scale, results, stem.with_suffix(".png"))
+    stem.with_suffix(".md").write_text(summary + f"\n![chart]({stem.name}.png)\n")
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
