@@ -179,7 +179,13 @@ pub fn parse_bytes(key: &str, value: &str) -> Result<u64, ConfigError> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(invalid(key, value, "unknown unit; use B, KB, MB, GB, KiB, MiB or GiB")),
+        _ => {
+            return Err(invalid(
+                key,
+                value,
+                "unknown unit; use B, KB, MB, GB, KiB, MiB or GiB",
+            ));
+        }
     };
     let bytes = number * multiplier;
     if bytes < 1.0 {
@@ -230,7 +236,10 @@ mod tests {
     fn unknown_keys_are_errors_that_list_the_known_ones() {
         let err = EngineConfig::from_options([("nodez", "2")]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("nodez") && text.contains("memory_per_node"), "{text}");
+        assert!(
+            text.contains("nodez") && text.contains("memory_per_node"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -238,7 +247,8 @@ mod tests {
         let one = EngineConfig::from_options([("nodes", "1")]).unwrap();
         let four = EngineConfig::from_options([("nodes", "4")]).unwrap();
         assert_eq!(four.shape.memory_per_node, one.shape.memory_per_node / 4);
-        let given = EngineConfig::from_options([("nodes", "4"), ("memory_per_node", "1MiB")]).unwrap();
+        let given =
+            EngineConfig::from_options([("nodes", "4"), ("memory_per_node", "1MiB")]).unwrap();
         assert_eq!(given.shape.memory_per_node, 1 << 20);
         assert!(EngineConfig::from_options([("nodes", "0")]).is_err());
         assert!(EngineConfig::from_options([("chunk_rows", "70000")]).is_err());

@@ -48,7 +48,12 @@ impl Instance {
     }
 
     /// Block the calling (non-runtime) thread on a future, unless cancelled.
-    pub fn block_on<F: Future<Output = Result<T>>, T>(&self, cancel: &Cancel, what: &str, future: F) -> Result<T> {
+    pub fn block_on<F: Future<Output = Result<T>>, T>(
+        &self,
+        cancel: &Cancel,
+        what: &str,
+        future: F,
+    ) -> Result<T> {
         self.runtime
             .block_on(cancel.run(future))
             .unwrap_or_else(|| {
@@ -103,7 +108,11 @@ impl Instance {
     }
 
     /// Rows of a finished query gathered on the runtime.
-    pub fn collect(&self, result: &crate::sql::QueryResult, cancel: &Cancel) -> Result<Vec<RecordBatch>> {
+    pub fn collect(
+        &self,
+        result: &crate::sql::QueryResult,
+        cancel: &Cancel,
+    ) -> Result<Vec<RecordBatch>> {
         self.block_on(cancel, result.statement(), result.collect())
     }
 }

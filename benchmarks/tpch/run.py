@@ -68,8 +68,8 @@ def normalise(value: object) -> object:
 def same_rows(a: list, b: list) -> bool:
     if len(a) != len(b):
         return False
-    for row_a, row_b in zip(a, b):
-        for x, y in zip(row_a, row_b):
+    for row_a, row_b in zip(a, b, strict=True):
+        for x, y in zip(row_a, row_b, strict=True):
             x, y = normalise(x), normalise(y)
             if isinstance(x, float) and isinstance(y, float):
                 if not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6):
@@ -140,7 +140,12 @@ def polars_engine(data: Path, threads: int):
 
 
 def run_engine(name: str, data: Path, runs: int, threads: int) -> dict:
-    make = {"lakewave": lakewave_engine, "duckdb": duckdb_engine, "datafusion": datafusion_engine, "polars": polars_engine}[name]
+    make = {
+        "lakewave": lakewave_engine,
+        "duckdb": duckdb_engine,
+        "datafusion": datafusion_engine,
+        "polars": polars_engine,
+    }[name]
     load, run, resident = make(data, threads)
     started = time.perf_counter()
     load()
@@ -155,10 +160,17 @@ def run_engine(name: str, data: Path, runs: int, threads: int) -> dict:
                 t0 = time.perf_counter()
                 rows = run(sql)
                 times.append(time.perf_counter() - t0)
-            out["queries"][number] = {"median_s": statistics.median(times), "rows": [list(map(repr_value, r)) for r in rows]}
+            out["queries"][number] = {
+                "median_s": statistics.median(times),
+                "rows": [list(map(repr_value, r)) for r in rows],
+            }
         except Exception as error:  # an engine that cannot run a query is a finding, not a crash
             out["queries"][number] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
-        print(f"{name} q{number}: {out['queries'][number].get('median_s', 'error')}", file=sys.stderr, flush=True)
+        print(
+            f"{name} q{number}: {out['queries'][number].get('median_s', 'error')}",
+            file=sys.stderr,
+            flush=True,
+        )
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
 
@@ -173,9 +185,13 @@ def repr_value(value: object) -> object:
 def summarise(scale: float, results: dict, data: Path) -> str:
     parquet = sum(f.stat().st_size for f in data.glob("*.parquet"))
     reference = results.get("duckdb", {}).get("queries", {})
-    lines = [f"# TPC-H SF{scale:g} — {datetime.date.today()}", "",
-             f"Machine: {os.cpu_count()} cores. Parquet size: {parquet / 2**20:.0f} MiB. "
-             "Medians in seconds; ✗ = failed, ≠ = answer differs from DuckDB's.", ""]
+    lines = [
+        f"# TPC-H SF{scale:g} — {datetime.date.today()}",
+        "",
+        f"Machine: {os.cpu_count()} cores. Parquet size: {parquet / 2**20:.0f} MiB. "
+        "Medians in seconds; ✗ = failed, ≠ = answer differs from DuckDB's.",
+        "",
+    ]
     engines = [e for e in ENGINES if e in results]
     lines.append("| query | " + " | ".join(engines) + " |")
     lines.append("|---" * (len(engines) + 1) + "|")
@@ -194,13 +210,28 @@ def summarise(scale: float, results: dict, data: Path) -> str:
             mark = "" if want is None or same_rows(r["rows"], want) else " ≠"
             cells.append(f"{r['median_s']:.3f}{mark}")
         lines.append(f"| Q{q} | " + " | ".join(cells) + " |")
-    lines.append("| **total** | " + " | ".join(f"**{totals[e]:.2f}**" + ("" if complete[e] else " (incomplete)") for e in engines) + " |")
-    lines.append("| load (s) | " + " | ".join(f"{results[e].get('load_s', float('nan')):.2f}" for e in engines) + " |")
-    lines.append("| peak RSS (MiB) | " + " | ".join(f"{results[e].get('peak_rss_bytes', 0) / 2**20:.0f}" for e in engines) + " |")
+    lines.append(
+        "| **total** | "
+        + " | ".join(f"**{totals[e]:.2f}**" + ("" if complete[e] else " (incomplete)") for e in engines)
+        + " |"
+    )
+    lines.append(
+        "| load (s) | " + " | ".join(f"{results[e].get('load_s', float('nan')):.2f}" for e in engines) + " |"
+    )
+    lines.append(
+        "| peak RSS (MiB) | "
+        + " | ".join(f"{results[e].get('peak_rss_bytes', 0) / 2**20:.0f}" for e in engines)
+        + " |"
+    )
     if "resident_bytes" in results.get("lakewave", {}):
         held = results["lakewave"]["resident_bytes"]
-        lines += ["", f"lakewave holds the tables in {held / 2**20:.0f} MiB = {held / parquet:.2f}× the Parquet size."]
-    failures = [(e, q, r["error"]) for e in engines for q, r in results[e].get("queries", {}).items() if "error" in r]
+        lines += [
+            "",
+            f"lakewave holds the tables in {held / 2**20:.0f} MiB = {held / parquet:.2f}× the Parquet size.",
+        ]
+    failures = [
+        (e, q, r["error"]) for e in engines for q, r in results[e].get("queries", {}).items() if "error" in r
+    ]
     if failures:
         lines += ["", "Failures:"] + [f"- {e} Q{q}: {err}" for e, q, err in failures]
     for e in engines:
@@ -247,13 +278,30 @@ def main() -> None:
     results = {}
     for engine in args.engines.split(","):
         out = RESULTS / f".tpch-{engine}.json"
-        proc = subprocess.run([sys.executable, __file__, "--scale", str(args.scale), "--runs", str(args.runs),
-                               "--threads", str(args.threads), "--engine", engine, "--out", str(out)])
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--scale",
+                str(args.scale),
+                "--runs",
+                str(args.runs),
+                "--threads",
+                str(args.threads),
+                "--engine",
+                engine,
+                "--out",
+                str(out),
+            ]
+        )
         if proc.returncode == 0:
             results[engine] = json.loads(out.read_text())
             out.unlink()
         else:
-            results[engine] = {"crash": f"process exited with {proc.returncode} (out of memory?)", "queries": {}}
+            results[engine] = {
+                "crash": f"process exited with {proc.returncode} (out of memory?)",
+                "queries": {},
+            }
     stem = RESULTS / f"tpch-sf{args.scale:g}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
     summary = summarise(args.scale, results, data)

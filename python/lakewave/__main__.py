@@ -15,8 +15,10 @@ DEMO_ROWS = 2_000_000
 def demo(rows: int) -> None:
     db = lw.connect(nodes=2)
     shape = db.shape
-    print(f"lakewave {lw.__version__}: {shape['nodes']} nodes, "
-          f"{shape['memory_per_node'] / 2**30:.1f} GiB each, {shape['threads']} threads\n")
+    print(
+        f"lakewave {lw.__version__}: {shape['nodes']} nodes, "
+        f"{shape['memory_per_node'] / 2**30:.1f} GiB each, {shape['threads']} threads\n"
+    )
 
     started = time.perf_counter()
     db.sql(f"""
@@ -31,9 +33,11 @@ def demo(rows: int) -> None:
     """).fetchall()
     print(f"loaded {rows:,} orders in {time.perf_counter() - started:.2f} s")
     for table in db.tables():
-        print(f"  {table['database']}.{table['table']}: {table['rows']:,} rows, "
-              f"{table['bytes'] / 2**20:.1f} MiB in {table['chunks']} chunks over "
-              f"{table['partitions']} partitions; dictionary-encoded: {', '.join(table['dictionary_columns']) or '-'}")
+        print(
+            f"  {table['database']}.{table['table']}: {table['rows']:,} rows, "
+            f"{table['bytes'] / 2**20:.1f} MiB in {table['chunks']} chunks over "
+            f"{table['partitions']} partitions; dictionary-encoded: {', '.join(table['dictionary_columns']) or '-'}"
+        )
 
     queries = {
         "revenue by product": """
@@ -59,8 +63,10 @@ def demo(rows: int) -> None:
     print("\nthe scan in the physical plan:\n  " + "\n  ".join(s.strip() for s in scan))
     print("\nnodes:")
     for node in db.nodes():
-        print(f"  node {node['node']}: {node['memory_used'] / 2**20:.1f} MiB used of "
-              f"{node['memory_budget'] / 2**30:.1f} GiB, {node['partitions']} partitions")
+        print(
+            f"  node {node['node']}: {node['memory_used'] / 2**20:.1f} MiB used of "
+            f"{node['memory_budget'] / 2**30:.1f} GiB, {node['partitions']} partitions"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,7 +54,10 @@ class Cursor:
         self._position = 0
         self.rowcount = len(self._rows)
         types = _type_names(result)
-        self.description = [(name, kind, None, None, None, None, None) for name, kind in zip(result.columns, types)]
+        self.description = [
+            (name, kind, None, None, None, None, None)
+            for name, kind in zip(result.columns, types, strict=True)
+        ]
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:

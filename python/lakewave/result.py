@@ -112,8 +112,7 @@ class Result:
         rows = self._inner.rows(limit + 1)
         head = "".join(f"<th>{html.escape(name)}</th>" for name in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{_cell_html(v)}</td>" for v in row) + "</tr>"
-            for row in rows[:limit]
+            "<tr>" + "".join(f"<td>{_cell_html(v)}</td>" for v in row) + "</tr>" for row in rows[:limit]
         )
         more = f"<p>showing the first {limit} rows</p>" if len(rows) > limit else ""
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"

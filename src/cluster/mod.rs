@@ -58,8 +58,10 @@ pub struct TableStatus {
     pub dictionary_columns: Vec<String>,
 }
 
-pub type BatchSource<'a> =
-    Box<dyn Iterator<Item = std::result::Result<RecordBatch, Box<dyn std::error::Error + Send + Sync>>> + 'a>;
+pub type BatchSource<'a> = Box<
+    dyn Iterator<Item = std::result::Result<RecordBatch, Box<dyn std::error::Error + Send + Sync>>>
+        + 'a,
+>;
 
 #[derive(Debug)]
 pub struct Cluster {

@@ -75,7 +75,11 @@ impl ClusterScanExec {
 
     fn statistics_for(&self, partition: Option<usize>) -> Statistics {
         let chunks: Vec<&Arc<Chunk>> = match partition {
-            Some(p) => self.partitions.get(p).map(|c| c.iter().collect()).unwrap_or_default(),
+            Some(p) => self
+                .partitions
+                .get(p)
+                .map(|c| c.iter().collect())
+                .unwrap_or_default(),
             None => self.partitions.iter().flatten().collect(),
         };
         let full = table_statistics(&self.table, &chunks, self.limit);
@@ -254,7 +258,6 @@ impl ExecutionPlan for ClusterScanExec {
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
         Ok(Arc::new(self.statistics_for(partition)))
     }
-
 
     fn fetch(&self) -> Option<usize> {
         self.limit

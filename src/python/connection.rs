@@ -75,8 +75,9 @@ fn status_dict<'py>(py: Python<'py>, status: &TableStatus) -> PyResult<Bound<'py
 impl Connection {
     #[new]
     fn new(options: HashMap<String, String>) -> PyResult<Self> {
-        let config = EngineConfig::from_options(options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|e| to_pyerr(e.into()))?;
+        let config =
+            EngineConfig::from_options(options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(|e| to_pyerr(e.into()))?;
         let instance = Instance::open(config).map_err(to_pyerr)?;
         let session = Arc::new(instance.session().map_err(to_pyerr)?);
         Ok(Connection { instance, session })
@@ -92,7 +93,12 @@ impl Connection {
     }
 
     #[pyo3(signature = (text, params=None))]
-    fn sql(&self, py: Python<'_>, text: &str, params: Option<Vec<Bound<'_, PyAny>>>) -> PyResult<QueryResult> {
+    fn sql(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        params: Option<Vec<Bound<'_, PyAny>>>,
+    ) -> PyResult<QueryResult> {
         let params = params
             .unwrap_or_default()
             .iter()
@@ -146,7 +152,13 @@ impl Connection {
         replace: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let request = self.request(name, primary_key, partition_by, replace, format!("'{path}'"))?;
+        let request = self.request(
+            name,
+            primary_key,
+            partition_by,
+            replace,
+            format!("'{path}'"),
+        )?;
         let instance = Arc::clone(&self.instance);
         let mut report = progress_reporter(progress);
         let status = wait(py, move |cancel| {

@@ -22,12 +22,17 @@ fn datetime(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
 
 fn decimal_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     Ok(DECIMAL
-        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("decimal")?.getattr("Decimal")?.unbind()))?
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("decimal")?.getattr("Decimal")?.unbind())
+        })?
         .bind(py))
 }
 
 /// Every row of the batches as tuples.
-pub fn rows_to_python<'py>(py: Python<'py>, batches: &[RecordBatch]) -> PyResult<Bound<'py, PyList>> {
+pub fn rows_to_python<'py>(
+    py: Python<'py>,
+    batches: &[RecordBatch],
+) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for batch in batches {
         for row in 0..batch.num_rows() {
@@ -42,7 +47,11 @@ pub fn rows_to_python<'py>(py: Python<'py>, batches: &[RecordBatch]) -> PyResult
     Ok(list)
 }
 
-fn cell_to_python<'py>(py: Python<'py>, array: &dyn Array, row: usize) -> PyResult<Bound<'py, PyAny>> {
+fn cell_to_python<'py>(
+    py: Python<'py>,
+    array: &dyn Array,
+    row: usize,
+) -> PyResult<Bound<'py, PyAny>> {
     let scalar = ScalarValue::try_from_array(array, row)
         .map_err(|e| super::errors::InternalError::new_err(e.to_string()))?;
     scalar_to_python(py, &scalar)
@@ -69,9 +78,10 @@ pub fn scalar_to_python<'py>(py: Python<'py>, value: &ScalarValue) -> PyResult<B
         S::Utf8(Some(v)) | S::LargeUtf8(Some(v)) | S::Utf8View(Some(v)) => {
             PyString::new(py, v).into_any()
         }
-        S::Binary(Some(v)) | S::LargeBinary(Some(v)) | S::BinaryView(Some(v)) | S::FixedSizeBinary(_, Some(v)) => {
-            PyBytes::new(py, v).into_any()
-        }
+        S::Binary(Some(v))
+        | S::LargeBinary(Some(v))
+        | S::BinaryView(Some(v))
+        | S::FixedSizeBinary(_, Some(v)) => PyBytes::new(py, v).into_any(),
         S::Decimal32(..) | S::Decimal64(..) | S::Decimal128(..) | S::Decimal256(..) => {
             decimal_class(py)?.call1((value.to_string(),))?
         }
@@ -108,7 +118,10 @@ pub fn scalar_to_python<'py>(py: Python<'py>, value: &ScalarValue) -> PyResult<B
 fn list_to_python<'py>(py: Python<'py>, list: &dyn Array) -> PyResult<Bound<'py, PyAny>> {
     // A list scalar is a one-row list array; its single row holds the values.
     let values = match list.data_type() {
-        DataType::List(_) => list.as_any().downcast_ref::<arrow::array::ListArray>().map(|l| l.value(0)),
+        DataType::List(_) => list
+            .as_any()
+            .downcast_ref::<arrow::array::ListArray>()
+            .map(|l| l.value(0)),
         DataType::LargeList(_) => list
             .as_any()
             .downcast_ref::<arrow::array::LargeListArray>()
@@ -130,7 +143,9 @@ fn list_to_python<'py>(py: Python<'py>, list: &dyn Array) -> PyResult<Bound<'py,
 
 fn date_from_days<'py>(py: Python<'py>, days: i64) -> PyResult<Bound<'py, PyAny>> {
     // 719_163 is the proleptic ordinal of 1970-01-01.
-    datetime(py)?.getattr("date")?.call_method1("fromordinal", (days + 719_163,))
+    datetime(py)?
+        .getattr("date")?
+        .call_method1("fromordinal", (days + 719_163,))
 }
 
 fn timedelta<'py>(py: Python<'py>, micros: i128) -> PyResult<Bound<'py, PyAny>> {
@@ -139,11 +154,13 @@ fn timedelta<'py>(py: Python<'py>, micros: i128) -> PyResult<Bound<'py, PyAny>> 
     datetime(py)?.getattr("timedelta")?.call((), Some(&kwargs))
 }
 
-fn timestamp<'py>(py: Python<'py>, micros: i128, tz: &Option<Arc<str>>) -> PyResult<Bound<'py, PyAny>> {
+fn timestamp<'py>(
+    py: Python<'py>,
+    micros: i128,
+    tz: &Option<Arc<str>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let module = datetime(py)?;
-    let epoch = module
-        .getattr("datetime")?
-        .call1((1970, 1, 1))?;
+    let epoch = module.getattr("datetime")?.call1((1970, 1, 1))?;
     let naive = epoch.call_method1("__add__", (timedelta(py, micros)?,))?;
     match tz {
         None => Ok(naive),
@@ -155,7 +172,10 @@ fn timestamp<'py>(py: Python<'py>, micros: i128, tz: &Option<Arc<str>>) -> PyRes
             if zone.as_ref() == "UTC" || zone.as_ref() == "+00:00" {
                 return Ok(aware);
             }
-            match py.import("zoneinfo").and_then(|z| z.getattr("ZoneInfo")?.call1((zone.as_ref(),))) {
+            match py
+                .import("zoneinfo")
+                .and_then(|z| z.getattr("ZoneInfo")?.call1((zone.as_ref(),)))
+            {
                 Ok(info) => aware.call_method1("astimezone", (info,)),
                 Err(_) => Ok(aware),
             }
@@ -196,8 +216,9 @@ pub fn python_to_scalar(value: &Bound<'_, PyAny>) -> PyResult<ScalarValue> {
     }
     if value.is_instance(decimal_class(py)?)? {
         let text: String = value.str()?.extract()?;
-        return ScalarValue::try_from_string(text.clone(), &decimal_type(&text))
-            .map_err(|e| super::errors::DataError::new_err(format!("cannot bind {text} as a decimal: {e}")));
+        return ScalarValue::try_from_string(text.clone(), &decimal_type(&text)).map_err(|e| {
+            super::errors::DataError::new_err(format!("cannot bind {text} as a decimal: {e}"))
+        });
     }
     let module = datetime(py)?;
     if value.is_instance(&module.getattr("datetime")?)? {
@@ -207,7 +228,9 @@ pub fn python_to_scalar(value: &Bound<'_, PyAny>) -> PyResult<ScalarValue> {
         } else {
             let kwargs = PyDict::new(py);
             kwargs.set_item("tzinfo", module.getattr("timezone")?.getattr("utc")?)?;
-            module.getattr("datetime")?.call((1970, 1, 1), Some(&kwargs))?
+            module
+                .getattr("datetime")?
+                .call((1970, 1, 1), Some(&kwargs))?
         };
         let delta = value.call_method1("__sub__", (epoch,))?;
         let micros = timedelta_micros(&delta)?;
@@ -236,4 +259,3 @@ fn decimal_type(text: &str) -> DataType {
     let scale = text.split_once('.').map(|(_, f)| f.len()).unwrap_or(0);
     DataType::Decimal128(digits.clamp(scale.max(1), 38) as u8, scale as i8)
 }
-

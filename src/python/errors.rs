@@ -2,28 +2,98 @@
 //! [`crate::Error`] becomes a Python exception. The message carries the whole
 //! source chain.
 
+use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt};
 use pyo3::prelude::*;
-use pyo3::create_exception;
 
 use crate::error::{Error, ErrorKind};
 
-create_exception!(lakewave, LakewaveError, PyException, "Base class of every lakewave error.");
+create_exception!(
+    lakewave,
+    LakewaveError,
+    PyException,
+    "Base class of every lakewave error."
+);
 create_exception!(lakewave, Warning, PyException, "DB-API warning.");
-create_exception!(lakewave, InterfaceError, LakewaveError, "Bad arguments or options to the API.");
-create_exception!(lakewave, DatabaseError, LakewaveError, "Errors raised by the database.");
-create_exception!(lakewave, DataError, DatabaseError, "Input data that cannot be stored or converted.");
-create_exception!(lakewave, OperationalError, DatabaseError, "I/O and resource errors.");
-create_exception!(lakewave, OutOfMemoryError, OperationalError, "The cluster has no room for the data.");
-create_exception!(lakewave, IntegrityError, DatabaseError, "A constraint was violated.");
+create_exception!(
+    lakewave,
+    InterfaceError,
+    LakewaveError,
+    "Bad arguments or options to the API."
+);
+create_exception!(
+    lakewave,
+    DatabaseError,
+    LakewaveError,
+    "Errors raised by the database."
+);
+create_exception!(
+    lakewave,
+    DataError,
+    DatabaseError,
+    "Input data that cannot be stored or converted."
+);
+create_exception!(
+    lakewave,
+    OperationalError,
+    DatabaseError,
+    "I/O and resource errors."
+);
+create_exception!(
+    lakewave,
+    OutOfMemoryError,
+    OperationalError,
+    "The cluster has no room for the data."
+);
+create_exception!(
+    lakewave,
+    IntegrityError,
+    DatabaseError,
+    "A constraint was violated."
+);
 create_exception!(lakewave, InternalError, DatabaseError, "A bug in lakewave.");
-create_exception!(lakewave, ProgrammingError, DatabaseError, "SQL or API misuse.");
-create_exception!(lakewave, SqlSyntaxError, ProgrammingError, "SQL that does not parse.");
-create_exception!(lakewave, CatalogError, ProgrammingError, "A table, database or column problem.");
-create_exception!(lakewave, TableNotFoundError, CatalogError, "A table or database does not exist.");
-create_exception!(lakewave, TableExistsError, CatalogError, "A table already exists.");
-create_exception!(lakewave, ColumnNotFoundError, CatalogError, "A column does not exist.");
-create_exception!(lakewave, NotSupportedError, DatabaseError, "A statement or feature lakewave does not support.");
+create_exception!(
+    lakewave,
+    ProgrammingError,
+    DatabaseError,
+    "SQL or API misuse."
+);
+create_exception!(
+    lakewave,
+    SqlSyntaxError,
+    ProgrammingError,
+    "SQL that does not parse."
+);
+create_exception!(
+    lakewave,
+    CatalogError,
+    ProgrammingError,
+    "A table, database or column problem."
+);
+create_exception!(
+    lakewave,
+    TableNotFoundError,
+    CatalogError,
+    "A table or database does not exist."
+);
+create_exception!(
+    lakewave,
+    TableExistsError,
+    CatalogError,
+    "A table already exists."
+);
+create_exception!(
+    lakewave,
+    ColumnNotFoundError,
+    CatalogError,
+    "A column does not exist."
+);
+create_exception!(
+    lakewave,
+    NotSupportedError,
+    DatabaseError,
+    "A statement or feature lakewave does not support."
+);
 
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();

@@ -25,18 +25,19 @@ where
     std::thread::scope(|scope| {
         let worker_cancel = cancel.clone();
         scope.spawn(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&worker_cancel)))
-                .unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".to_string());
-                    Err(Error::Panic {
-                        what: "a lakewave call".to_string(),
-                        message,
-                    })
-                });
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&worker_cancel)))
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown panic".to_string());
+                        Err(Error::Panic {
+                            what: "a lakewave call".to_string(),
+                            message,
+                        })
+                    });
             let _ = sender.send(outcome);
         });
         loop {

@@ -149,7 +149,9 @@ impl MessageChain for DataFusionError {
 fn missing_table(message: &str) -> Option<String> {
     let rest = message.strip_prefix("table '")?;
     let name = rest.strip_suffix("' not found")?;
-    let name = name.strip_prefix(&format!("{CATALOG_NAME}.")).unwrap_or(name);
+    let name = name
+        .strip_prefix(&format!("{CATALOG_NAME}."))
+        .unwrap_or(name);
     Some(name.to_string())
 }
 
@@ -204,7 +206,9 @@ impl QueryResult {
                     .map_err(|e| SqlError::from_datafusion(&self.statement, e))?;
                 Ok(output::decode_stream(stream))
             }
-            Body::Ready(schema, batches) => Ok(output::ready_stream(Arc::clone(schema), batches.clone())),
+            Body::Ready(schema, batches) => {
+                Ok(output::ready_stream(Arc::clone(schema), batches.clone()))
+            }
         }
     }
 
@@ -303,7 +307,12 @@ impl Session {
     /// Run every statement of `text` in order and return the last one's result.
     /// Queries are planned (so errors in them surface here) but run only when
     /// the result is read. `params` bind `$1`, `$2`, ... placeholders.
-    pub async fn sql(&self, text: &str, params: &[ScalarValue], cancel: &Cancel) -> Result<QueryResult> {
+    pub async fn sql(
+        &self,
+        text: &str,
+        params: &[ScalarValue],
+        cancel: &Cancel,
+    ) -> Result<QueryResult> {
         let statements = DFParser::parse_sql_with_dialect(text, &GenericDialect {})
             .map_err(|e| SqlError::from_datafusion(text, e))?;
         if statements.is_empty() {
@@ -322,7 +331,10 @@ impl Session {
                 statement.to_string()
             };
             let params = if index + 1 == count { params } else { &[] };
-            last = Some(self.run_statement(statement, &statement_text, params, cancel).await?);
+            last = Some(
+                self.run_statement(statement, &statement_text, params, cancel)
+                    .await?,
+            );
         }
         Ok(last.expect("at least one statement"))
     }
@@ -499,7 +511,8 @@ impl Session {
             return Ok(self.done(text, format!("table {name} already exists")));
         }
         let input = create.input.as_ref().clone();
-        let column_list_only = matches!(&input, LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        let column_list_only =
+            matches!(&input, LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
         if column_list_only {
             return Err(SqlError::NotSupported {
                 statement: abbreviate(text),
@@ -564,11 +577,9 @@ impl Session {
     }
 
     fn done(&self, text: &str, message: String) -> QueryResult {
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-            "status",
-            arrow::datatypes::DataType::Utf8,
-            false,
-        )]));
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("status", arrow::datatypes::DataType::Utf8, false),
+        ]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![Arc::new(arrow::array::StringArray::from(vec![message]))],

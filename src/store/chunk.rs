@@ -50,7 +50,10 @@ pub fn physical_schema(logical: &Schema, encodings: &[ColumnEncoding]) -> Schema
                 .with_data_type(encoding.physical_type(field.data_type()))
         })
         .collect();
-    Arc::new(Schema::new_with_metadata(fields, logical.metadata().clone()))
+    Arc::new(Schema::new_with_metadata(
+        fields,
+        logical.metadata().clone(),
+    ))
 }
 
 /// Per-column statistics of one chunk. `min`/`max` are `None` when the column is
@@ -141,7 +144,11 @@ impl Chunk {
 
 /// Decide encodings from a sample: a string column whose sample has at most
 /// `max_ratio` distinct values per row is dictionary-encoded.
-pub fn choose_encodings(schema: &Schema, sample: &[RecordBatch], max_ratio: f64) -> Vec<ColumnEncoding> {
+pub fn choose_encodings(
+    schema: &Schema,
+    sample: &[RecordBatch],
+    max_ratio: f64,
+) -> Vec<ColumnEncoding> {
     let sample_rows: usize = sample.iter().map(|b| b.num_rows()).sum();
     schema
         .fields()
@@ -197,19 +204,33 @@ mod tests {
             Arc::clone(&schema),
             vec![
                 Arc::new(Int64Array::from(vec![Some(5), None, Some(-3), Some(9)])),
-                Arc::new(StringArray::from(vec![Some("b"), Some("a"), None, Some("b")])),
+                Arc::new(StringArray::from(vec![
+                    Some("b"),
+                    Some("a"),
+                    None,
+                    Some("b"),
+                ])),
             ],
         )
         .unwrap();
         let encodings = choose_encodings(&schema, std::slice::from_ref(&batch), 0.75);
-        assert_eq!(encodings, vec![ColumnEncoding::Plain, ColumnEncoding::Dictionary]);
+        assert_eq!(
+            encodings,
+            vec![ColumnEncoding::Plain, ColumnEncoding::Dictionary]
+        );
         let physical = physical_schema(&schema, &encodings);
         let chunk = Chunk::build(batch, &encodings, &physical).unwrap();
         assert_eq!(chunk.zone_maps[0].min, Some(ScalarValue::Int64(Some(-3))));
         assert_eq!(chunk.zone_maps[0].max, Some(ScalarValue::Int64(Some(9))));
         assert_eq!(chunk.zone_maps[0].null_count, 1);
-        assert_eq!(chunk.zone_maps[1].min, Some(ScalarValue::Utf8(Some("a".into()))));
-        assert!(matches!(chunk.batch.column(1).data_type(), DataType::Dictionary(_, _)));
+        assert_eq!(
+            chunk.zone_maps[1].min,
+            Some(ScalarValue::Utf8(Some("a".into())))
+        );
+        assert!(matches!(
+            chunk.batch.column(1).data_type(),
+            DataType::Dictionary(_, _)
+        ));
         assert!(chunk.bytes > 0);
     }
 

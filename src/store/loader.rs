@@ -10,8 +10,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::array::{Array, MutableArrayData, make_array};
 use arrow::compute::cast;
-use arrow::error::ArrowError;
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use rayon::prelude::*;
 
 use super::StoreError;
@@ -180,7 +180,11 @@ impl TableLoader {
     }
 
     fn choose_encodings(&mut self) {
-        let encodings = choose_encodings(&self.logical_schema, &self.sample, self.dictionary_max_ratio);
+        let encodings = choose_encodings(
+            &self.logical_schema,
+            &self.sample,
+            self.dictionary_max_ratio,
+        );
         self.physical_schema = Some(physical_schema(&self.logical_schema, &encodings));
         self.encodings = Some(encodings);
     }
@@ -306,7 +310,11 @@ impl PartitionBuilder {
             table: name.clone(),
             source,
         };
-        let size = if chunk_rows == 0 { self.pending_rows } else { chunk_rows };
+        let size = if chunk_rows == 0 {
+            self.pending_rows
+        } else {
+            chunk_rows
+        };
         while size > 0 && self.pending_rows >= size {
             let pieces = self.take_front(size);
             let compact = compact(&pieces).map_err(arrow_error)?;
@@ -369,11 +377,11 @@ fn compact(pieces: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
             let data: Vec<_> = pieces.iter().map(|b| b.column(column).to_data()).collect();
             let mut out = MutableArrayData::new(data.iter().collect(), false, rows);
             for (index, piece) in pieces.iter().enumerate() {
-                out.extend(index, 0, piece.num_rows());
+                out.try_extend(index, 0, piece.num_rows())?;
             }
-            make_array(out.freeze())
+            Ok(make_array(out.freeze()))
         })
-        .collect::<Vec<_>>();
+        .collect::<Result<Vec<_>, ArrowError>>()?;
     RecordBatch::try_new(schema, columns)
 }
 
@@ -385,12 +393,20 @@ mod tests {
     #[test]
     fn compaction_copies_slices_into_exact_buffers() {
         let big: Arc<dyn Array> = Arc::new(Int64Array::from_iter_values(0..100_000));
-        let schema = Arc::new(Schema::new(vec![Field::new("v", arrow::datatypes::DataType::Int64, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "v",
+            arrow::datatypes::DataType::Int64,
+            false,
+        )]));
         let batch = RecordBatch::try_new(schema, vec![big]).unwrap();
         let slice = batch.slice(10, 100);
         let out = compact(std::slice::from_ref(&slice)).unwrap();
         assert_eq!(out.num_rows(), 100);
-        assert!(out.get_array_memory_size() < 4096, "{}", out.get_array_memory_size());
+        assert!(
+            out.get_array_memory_size() < 4096,
+            "{}",
+            out.get_array_memory_size()
+        );
         let values = out.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(values.value(0), 10);
         let two = compact(&[batch.slice(0, 3), batch.slice(99_998, 2)]).unwrap();

@@ -12,7 +12,10 @@ use datafusion::physical_plan::repartition::REPARTITION_RANDOM_STATE;
 #[derive(Debug, Clone)]
 pub enum Partitioner {
     /// Hash of the columns at these positions, modulo the partition count.
-    Hash { columns: Vec<usize>, partitions: usize },
+    Hash {
+        columns: Vec<usize>,
+        partitions: usize,
+    },
     /// Slices of each batch dealt out in turn.
     RoundRobin { partitions: usize },
 }
@@ -35,8 +38,12 @@ impl Partitioner {
             } => {
                 let arrays: Vec<_> = columns.iter().map(|&i| batch.column(i).clone()).collect();
                 let mut hashes = vec![0u64; batch.num_rows()];
-                create_hashes(&arrays, REPARTITION_RANDOM_STATE.random_state(), &mut hashes)
-                    .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+                create_hashes(
+                    &arrays,
+                    REPARTITION_RANDOM_STATE.random_state(),
+                    &mut hashes,
+                )
+                .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
                 Ok(hashes
                     .iter()
                     .map(|h| (*h % *partitions as u64) as usize)
@@ -124,7 +131,10 @@ mod tests {
             assert!((150..350).contains(&n), "partition {partition} got {n}");
         }
         let pieces = p.split(&batch((0..1000).collect()), 0).unwrap();
-        assert_eq!(pieces.iter().map(|(_, b)| b.num_rows()).sum::<usize>(), 1000);
+        assert_eq!(
+            pieces.iter().map(|(_, b)| b.num_rows()).sum::<usize>(),
+            1000
+        );
     }
 
     #[test]
@@ -138,6 +148,9 @@ mod tests {
             }
         }
         assert_eq!(per_partition.iter().sum::<usize>(), 70);
-        assert!(per_partition.iter().all(|&n| (20..=27).contains(&n)), "{per_partition:?}");
+        assert!(
+            per_partition.iter().all(|&n| (20..=27).contains(&n)),
+            "{per_partition:?}"
+        );
     }
 }

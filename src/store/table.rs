@@ -79,10 +79,16 @@ impl ColumnarTable {
             nulls += zone.null_count;
             match (&zone.min, &zone.max) {
                 (Some(lo), Some(hi)) => {
-                    if min.as_ref().is_none_or(|m| lo.partial_cmp(m) == Some(std::cmp::Ordering::Less)) {
+                    if min
+                        .as_ref()
+                        .is_none_or(|m| lo.partial_cmp(m) == Some(std::cmp::Ordering::Less))
+                    {
                         min = Some(lo.clone());
                     }
-                    if max.as_ref().is_none_or(|m| hi.partial_cmp(m) == Some(std::cmp::Ordering::Greater)) {
+                    if max
+                        .as_ref()
+                        .is_none_or(|m| hi.partial_cmp(m) == Some(std::cmp::Ordering::Greater))
+                    {
                         max = Some(hi.clone());
                     }
                 }

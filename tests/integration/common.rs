@@ -38,7 +38,12 @@ impl Db {
         render(&batches)
     }
 
-    pub fn load(&self, name: &str, key: &[&str], batches: Vec<RecordBatch>) -> lakewave::Result<TableStatus> {
+    pub fn load(
+        &self,
+        name: &str,
+        key: &[&str],
+        batches: Vec<RecordBatch>,
+    ) -> lakewave::Result<TableStatus> {
         let schema = batches[0].schema();
         self.load_with_schema(name, key, schema, batches, false)
     }

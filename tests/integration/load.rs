@@ -7,20 +7,37 @@ use crate::common::{Db, orders};
 
 #[test]
 fn a_load_is_partitioned_chunked_and_encoded() {
-    let db = Db::new(&[("nodes", "2"), ("partitions_per_node", "2"), ("chunk_rows", "1000")]);
+    let db = Db::new(&[
+        ("nodes", "2"),
+        ("partitions_per_node", "2"),
+        ("chunk_rows", "1000"),
+    ]);
     let status = db.load("orders", &["id"], orders(10_000, 777)).unwrap();
     assert_eq!(status.rows, 10_000);
     assert_eq!(status.partitions, 4);
     // 10,000 rows over 4 partitions in chunks of at most 1,000 rows.
-    assert!(status.chunks >= 10 && status.chunks <= 14, "{} chunks", status.chunks);
+    assert!(
+        status.chunks >= 10 && status.chunks <= 14,
+        "{} chunks",
+        status.chunks
+    );
     assert_eq!(status.dictionary_columns, vec!["category".to_string()]);
     let nodes = db.instance.cluster().node_status();
-    assert!(nodes.iter().all(|n| n.used > 0), "both nodes hold data: {nodes:?}");
+    assert!(
+        nodes.iter().all(|n| n.used > 0),
+        "both nodes hold data: {nodes:?}"
+    );
     assert_eq!(nodes.iter().map(|n| n.used).sum::<u64>(), status.bytes);
-    assert_eq!(db.rows("SELECT count(*), sum(id), count(category) FROM orders"), vec!["10000|49995000|7500"]);
+    assert_eq!(
+        db.rows("SELECT count(*), sum(id), count(category) FROM orders"),
+        vec!["10000|49995000|7500"]
+    );
     // Strings come back in their logical type, not as dictionaries.
     let batches = db.sql("SELECT category FROM orders LIMIT 1").unwrap();
-    assert_eq!(batches[0].schema().field(0).data_type(), &arrow::datatypes::DataType::Utf8);
+    assert_eq!(
+        batches[0].schema().field(0).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
 }
 
 #[test]
@@ -40,39 +57,77 @@ fn equal_keys_share_a_partition() {
             .chunks
             .iter()
             .flat_map(|c| {
-                let col = c.batch.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().clone();
+                let col = c
+                    .batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .unwrap()
+                    .clone();
                 col.values().to_vec()
             })
             .collect();
         ids.sort();
-        assert!(ids.chunks(2).all(|pair| pair.len() == 2 && pair[0] == pair[1]));
+        assert!(
+            ids.chunks(2)
+                .all(|pair| pair.len() == 2 && pair[0] == pair[1])
+        );
     }
 }
 
 #[test]
 fn zone_maps_prune_chunks_and_explain_says_so() {
-    let db = Db::new(&[("nodes", "1"), ("partitions_per_node", "1"), ("chunk_rows", "1000")]);
+    let db = Db::new(&[
+        ("nodes", "1"),
+        ("partitions_per_node", "1"),
+        ("chunk_rows", "1000"),
+    ]);
     db.load("orders", &[], orders(10_000, 1000)).unwrap();
-    let plan = db.rows("EXPLAIN SELECT sum(amount) FROM orders WHERE id BETWEEN 2500 AND 3200").join("\n");
-    assert!(plan.contains("chunks=2 of 10 (8 pruned by zone maps)"), "{plan}");
-    assert_eq!(db.rows("SELECT count(*) FROM orders WHERE id BETWEEN 2500 AND 3200"), vec!["701"]);
+    let plan = db
+        .rows("EXPLAIN SELECT sum(amount) FROM orders WHERE id BETWEEN 2500 AND 3200")
+        .join("\n");
+    assert!(
+        plan.contains("chunks=2 of 10 (8 pruned by zone maps)"),
+        "{plan}"
+    );
+    assert_eq!(
+        db.rows("SELECT count(*) FROM orders WHERE id BETWEEN 2500 AND 3200"),
+        vec!["701"]
+    );
     // A filter that no chunk can satisfy scans nothing and still answers.
-    let plan = db.rows("EXPLAIN SELECT * FROM orders WHERE id > 99999").join("\n");
+    let plan = db
+        .rows("EXPLAIN SELECT * FROM orders WHERE id > 99999")
+        .join("\n");
     assert!(plan.contains("chunks=0 of 10"), "{plan}");
-    assert_eq!(db.rows("SELECT count(*) FROM orders WHERE id > 99999"), vec!["0"]);
+    assert_eq!(
+        db.rows("SELECT count(*) FROM orders WHERE id > 99999"),
+        vec!["0"]
+    );
     // Dictionary-encoded strings prune too.
-    let plan = db.rows("EXPLAIN SELECT * FROM orders WHERE category = 'zzz'").join("\n");
+    let plan = db
+        .rows("EXPLAIN SELECT * FROM orders WHERE category = 'zzz'")
+        .join("\n");
     assert!(plan.contains("chunks=0 of 10"), "{plan}");
 }
 
 #[test]
 fn a_load_that_does_not_fit_fails_whole_and_frees_its_memory() {
-    let db = Db::new(&[("nodes", "2"), ("memory_per_node", "64KiB"), ("chunk_rows", "1000")]);
+    let db = Db::new(&[
+        ("nodes", "2"),
+        ("memory_per_node", "64KiB"),
+        ("chunk_rows", "1000"),
+    ]);
     let err = db.load("big", &["id"], orders(100_000, 5000)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutOfMemory);
     let text = err.to_string();
     assert!(text.contains("main.big") && text.contains("node"), "{text}");
-    assert!(db.instance.cluster().node_status().iter().all(|n| n.used == 0));
+    assert!(
+        db.instance
+            .cluster()
+            .node_status()
+            .iter()
+            .all(|n| n.used == 0)
+    );
     assert!(db.sql("SELECT * FROM big").is_err());
     // A small table still fits afterwards.
     db.load("small", &["id"], orders(100, 100)).unwrap();

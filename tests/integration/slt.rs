@@ -15,8 +15,16 @@ impl sqllogictest::DB for SltDb {
 
     fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
         let batches = self.0.sql(sql)?;
-        let first = sql.trim_start().split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-        let is_query = matches!(first.as_str(), "SELECT" | "WITH" | "VALUES" | "EXPLAIN" | "SHOW" | "DESCRIBE" | "(");
+        let first = sql
+            .trim_start()
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let is_query = matches!(
+            first.as_str(),
+            "SELECT" | "WITH" | "VALUES" | "EXPLAIN" | "SHOW" | "DESCRIBE" | "("
+        );
         if !is_query {
             return Ok(DBOutput::StatementComplete(0));
         }
@@ -42,7 +50,13 @@ impl sqllogictest::DB for SltDb {
             .into_iter()
             .map(|line| {
                 line.split('|')
-                    .map(|cell| if cell.is_empty() { "(empty)".to_string() } else { cell.to_string() })
+                    .map(|cell| {
+                        if cell.is_empty() {
+                            "(empty)".to_string()
+                        } else {
+                            cell.to_string()
+                        }
+                    })
                     .collect()
             })
             .collect();

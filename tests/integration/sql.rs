@@ -27,7 +27,10 @@ fn errors_are_classified_and_name_the_statement() {
     assert!(e.to_string().contains("no_such_column"), "{e}");
 
     let e = error_of(&db, "SELECT id FROM orders WHERE id = 'x' + 1");
-    assert!(matches!(e.kind(), ErrorKind::Programming | ErrorKind::Data), "{e:?}");
+    assert!(
+        matches!(e.kind(), ErrorKind::Programming | ErrorKind::Data),
+        "{e:?}"
+    );
 
     let e = error_of(&db, "INSERT INTO orders VALUES (1, 'a', 2.0)");
     assert_eq!(e.kind(), ErrorKind::NotSupported);
@@ -45,18 +48,30 @@ fn errors_are_classified_and_name_the_statement() {
 fn runtime_errors_surface_when_rows_are_read() {
     let db = Db::new(&[]);
     let e = error_of(&db, "SELECT CAST('abc' AS INT)");
-    assert!(matches!(e.kind(), ErrorKind::Data | ErrorKind::Operational | ErrorKind::Programming), "{e:?}");
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Data | ErrorKind::Operational | ErrorKind::Programming
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn create_table_as_loads_and_replaces_atomically() {
     let db = Db::new(&[]);
-    db.sql("CREATE TABLE t AS SELECT value AS id FROM generate_series(1, 1000) AS g(value)").unwrap();
-    assert_eq!(db.rows("SELECT count(*), max(id) FROM t"), vec!["1000|1000"]);
+    db.sql("CREATE TABLE t AS SELECT value AS id FROM generate_series(1, 1000) AS g(value)")
+        .unwrap();
+    assert_eq!(
+        db.rows("SELECT count(*), max(id) FROM t"),
+        vec!["1000|1000"]
+    );
     let e = error_of(&db, "CREATE TABLE t AS SELECT 1 AS id");
     assert_eq!(e.kind(), ErrorKind::TableExists);
-    db.sql("CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS id").unwrap();
-    db.sql("CREATE OR REPLACE TABLE t AS SELECT 7 AS id").unwrap();
+    db.sql("CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS id")
+        .unwrap();
+    db.sql("CREATE OR REPLACE TABLE t AS SELECT 7 AS id")
+        .unwrap();
     assert_eq!(db.rows("SELECT * FROM t"), vec!["7"]);
 }
 
@@ -64,7 +79,8 @@ fn create_table_as_loads_and_replaces_atomically() {
 fn databases_qualify_names() {
     let db = Db::new(&[]);
     db.sql("CREATE DATABASE shop").unwrap();
-    db.sql("CREATE TABLE shop.items AS SELECT 1 AS id, 'pen' AS name").unwrap();
+    db.sql("CREATE TABLE shop.items AS SELECT 1 AS id, 'pen' AS name")
+        .unwrap();
     assert_eq!(db.rows("SELECT name FROM shop.items"), vec!["pen"]);
     let e = error_of(&db, "SELECT * FROM items");
     assert_eq!(e.kind(), ErrorKind::TableNotFound);

@@ -8,13 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+import lakewave as lw
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-import lakewave as lw
 
 
 def sample_table(n: int = 1000) -> pa.Table:

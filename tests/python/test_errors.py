@@ -6,10 +6,9 @@ import _thread
 import threading
 from pathlib import Path
 
+import lakewave as lw
 import pyarrow as pa
 import pytest
-
-import lakewave as lw
 
 
 @pytest.fixture
@@ -101,7 +100,7 @@ def test_bad_sources(db: lw.Connection, tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(lw.DataError, match="no Parquet files"):
         db.load("t", empty)
-    with pytest.raises(lw.CatalogError, match="not a valid table name"):
+    with pytest.raises(lw.ProgrammingError, match="not a valid table name"):
         db.load("a.b.c", pa.table({"k": [1]}))
     assert db.tables() == []
 
@@ -110,7 +109,9 @@ def test_ctrl_c_interrupts_a_query(db: lw.Connection) -> None:
     timer = threading.Timer(0.3, _thread.interrupt_main)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        db.sql("SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, generate_series(1, 100000) b").fetchall()
+        db.sql(
+            "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
+        ).fetchall()
     timer.cancel()
     # The connection still works afterwards.
     assert db.sql("SELECT 1").fetchone() == (1,)

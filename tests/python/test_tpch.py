@@ -8,10 +8,8 @@ import math
 from pathlib import Path
 
 import duckdb
-import pytest
-
 import lakewave as lw
-
+import pytest
 from conftest import QUERIES, TPCH_TABLES
 
 
@@ -19,7 +17,9 @@ from conftest import QUERIES, TPCH_TABLES
 def oracle(tpch_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     for table in TPCH_TABLES:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{tpch_dir / (table + '.parquet')}')")
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{tpch_dir / (table + '.parquet')}')"
+        )
     return con
 
 
@@ -39,14 +39,16 @@ def same(a: object, b: object) -> bool:
 
 
 @pytest.mark.parametrize("number", range(1, 23))
-def test_tpch_query_matches_duckdb(number: int, tpch_db: lw.Connection, oracle: duckdb.DuckDBPyConnection) -> None:
+def test_tpch_query_matches_duckdb(
+    number: int, tpch_db: lw.Connection, oracle: duckdb.DuckDBPyConnection
+) -> None:
     query = (QUERIES / f"q{number}.sql").read_text()
     got = tpch_db.sql(query).fetchall()
     expected = oracle.execute(query).fetchall()
     assert len(got) == len(expected), f"q{number}: {len(got)} rows, DuckDB has {len(expected)}"
-    for i, (row, want) in enumerate(zip(got, expected)):
+    for i, (row, want) in enumerate(zip(got, expected, strict=True)):
         assert len(row) == len(want)
-        assert all(same(a, b) for a, b in zip(row, want)), f"q{number} row {i}: {row} != {want}"
+        assert all(same(a, b) for a, b in zip(row, want, strict=True)), f"q{number} row {i}: {row} != {want}"
 
 
 def test_tpch_tables_are_loaded_compactly(tpch_db: lw.Connection, tpch_dir: Path) -> None:
