@@ -12,16 +12,18 @@ pub use crate::store::StoreError;
 
 /// Any error lakewave returns. The message names the statement, table, column,
 /// file or option at fault, and `std::error::Error::source` carries the chain.
+///
+/// The layer errors are boxed so that `Result<T>` stays small on the happy path.
 #[derive(Debug, Error)]
 pub enum Error {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(Box<ConfigError>),
     #[error(transparent)]
-    Catalog(#[from] CatalogError),
+    Catalog(Box<CatalogError>),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     #[error(transparent)]
-    Sql(#[from] SqlError),
+    Sql(Box<SqlError>),
     /// The threads that run queries could not be started.
     #[error("cannot start lakewave's execution threads")]
     Runtime(#[source] std::io::Error),
@@ -34,6 +36,18 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+macro_rules! from_layer {
+    ($($layer:ident => $variant:ident),*) => {
+        $(impl From<$layer> for Error {
+            fn from(error: $layer) -> Self {
+                Error::$variant(Box::new(error))
+            }
+        })*
+    };
+}
+
+from_layer!(ConfigError => Config, CatalogError => Catalog, StoreError => Store, SqlError => Sql);
 
 /// The broad kind of an error, which is what the Python hierarchy is built on
 /// (PEP 249 names, refined).

@@ -358,15 +358,16 @@ impl Session {
                 let name = self.table_name(&drop.name);
                 match self.cluster.unload(&name) {
                     Ok(()) => Ok(self.done(text, format!("dropped table {name}"))),
-                    Err(Error::Catalog(CatalogError::TableNotFound(_))) if drop.if_exists => {
-                        Ok(self.done(text, format!("table {name} did not exist")))
-                    }
-                    Err(Error::Catalog(CatalogError::TableNotFound(_))) => {
-                        Err(SqlError::TableNotFound {
-                            statement: abbreviate(text),
-                            table: name.to_string(),
+                    Err(Error::Catalog(e)) if matches!(*e, CatalogError::TableNotFound(_)) => {
+                        if drop.if_exists {
+                            Ok(self.done(text, format!("table {name} did not exist")))
+                        } else {
+                            Err(SqlError::TableNotFound {
+                                statement: abbreviate(text),
+                                table: name.to_string(),
+                            }
+                            .into())
                         }
-                        .into())
                     }
                     Err(other) => Err(other),
                 }

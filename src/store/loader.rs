@@ -20,7 +20,6 @@ use super::memory::{NodeMemory, Reservation};
 use super::placement::Partitioner;
 use super::table::{ColumnarTable, Partition};
 use crate::catalog::TableName;
-use crate::config::human_bytes;
 
 /// Rows examined to choose column encodings.
 const SAMPLE_ROWS: usize = 100_000;
@@ -324,9 +323,9 @@ impl PartitionBuilder {
                 return Err(StoreError::OutOfMemory {
                     table: name.clone(),
                     node: node.id,
-                    needed: human_bytes(chunk.bytes),
-                    free: human_bytes(free),
-                    budget: human_bytes(node.budget),
+                    needed: chunk.bytes,
+                    free,
+                    budget: node.budget,
                     rows_loaded,
                 });
             }

@@ -25,6 +25,7 @@ use arrow::error::ArrowError;
 use thiserror::Error;
 
 use crate::catalog::TableName;
+use crate::config::human_bytes;
 use crate::error::ErrorKind;
 
 pub use chunk::{Chunk, ColumnEncoding, ZoneMap};
@@ -36,16 +37,17 @@ pub use table::{ColumnarTable, Partition};
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error(
-        "out of memory loading table '{table}': node {node} needs {needed} more but has {free} free of {budget} \
+        "out of memory loading table '{table}': node {node} needs {} more but has {} free of {} \
          (after {rows_loaded} rows); nothing was loaded. Give the cluster more memory \
-         (memory_per_node) or more nodes"
+         (memory_per_node) or more nodes",
+        human_bytes(*needed), human_bytes(*free), human_bytes(*budget)
     )]
     OutOfMemory {
         table: TableName,
         node: usize,
-        needed: String,
-        free: String,
-        budget: String,
+        needed: u64,
+        free: u64,
+        budget: u64,
         rows_loaded: u64,
     },
     #[error("bad data for table '{table}'{}: {reason}", column.as_ref().map(|c| format!(", column '{c}'")).unwrap_or_default())]

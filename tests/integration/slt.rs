@@ -16,7 +16,6 @@ impl sqllogictest::DB for SltDb {
     fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
         let batches = self.0.sql(sql)?;
         let first = sql
-            .trim_start()
             .split_whitespace()
             .next()
             .unwrap_or("")
