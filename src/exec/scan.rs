@@ -10,6 +10,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{ColumnStatistics, Result, Statistics};
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -47,9 +48,15 @@ impl ClusterScanExec {
             Some(indices) => Arc::new(table.physical_schema.project(indices)?),
             None => Arc::clone(&table.physical_schema),
         };
+        let partitioning = output_partitioning(
+            &table,
+            projection.as_deref(),
+            &projected_schema,
+            partitions.len(),
+        );
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&projected_schema)),
-            Partitioning::UnknownPartitioning(partitions.len().max(1)),
+            partitioning,
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
@@ -88,6 +95,41 @@ impl ClusterScanExec {
             None => full,
         }
     }
+}
+
+/// Rows were placed by `hash(placement columns) % partitions` with the same
+/// hash function and modulus as DataFusion's hash repartitioning, so when the
+/// placement columns are all in the output the scan is already hash-partitioned
+/// on them: joins and aggregations on that key need no shuffle.
+fn output_partitioning(
+    table: &ColumnarTable,
+    projection: Option<&[usize]>,
+    projected_schema: &SchemaRef,
+    partitions: usize,
+) -> Partitioning {
+    let unknown = Partitioning::UnknownPartitioning(partitions.max(1));
+    // Dictionary columns hash like their values in DataFusion, but declaring
+    // only plain columns keeps this argument simple.
+    let plain = table
+        .placement
+        .iter()
+        .all(|&c| !table.encodings[c].is_dictionary());
+    if table.placement.is_empty() || partitions < 2 || !plain {
+        return unknown;
+    }
+    let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(table.placement.len());
+    for &column in &table.placement {
+        let position = match projection {
+            Some(indices) => match indices.iter().position(|&i| i == column) {
+                Some(p) => p,
+                None => return unknown,
+            },
+            None => column,
+        };
+        let name = projected_schema.field(position).name();
+        exprs.push(Arc::new(Column::new(name, position)));
+    }
+    Partitioning::Hash(exprs, partitions)
 }
 
 /// Exact statistics of a set of chunks: rows, bytes, and per column the null

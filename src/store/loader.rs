@@ -53,7 +53,7 @@ pub struct TableLoader {
     dictionary_max_ratio: f64,
     sequence: usize,
     progress: LoadProgress,
-    /// Columns that must not hold NULL (the placement key).
+    /// The placement key columns, which must not hold NULL.
     non_null: Vec<usize>,
 }
 
@@ -166,6 +166,7 @@ impl TableLoader {
             logical_schema: self.logical_schema,
             physical_schema: physical,
             encodings,
+            placement: self.non_null.clone(),
             partitions: self
                 .partitions
                 .into_iter()

@@ -38,6 +38,10 @@ pub struct ColumnarTable {
     /// What is held: dictionary-encoded columns where chosen.
     pub physical_schema: SchemaRef,
     pub encodings: Vec<ColumnEncoding>,
+    /// The columns rows were hash-placed by (empty for round-robin). Rows are in
+    /// partition `hash(columns) % partitions`, with DataFusion's repartitioning
+    /// hash, so the scan can declare that partitioning to the planner.
+    pub placement: Vec<usize>,
     pub partitions: Vec<Partition>,
 }
 

@@ -100,3 +100,55 @@ fn a_cancelled_query_stops_with_interrupted() {
         .and_then(|r| db.instance.collect(&r, &cancel));
     assert_eq!(result.unwrap_err().kind(), ErrorKind::Interrupted);
 }
+
+#[test]
+fn tables_placed_on_the_join_key_join_without_a_shuffle() {
+    let db = Db::new(&[("nodes", "2"), ("partitions_per_node", "1")]);
+    db.sql(
+        "CREATE TABLE orders_rr AS SELECT value AS o_id, value % 7 AS o_cust FROM generate_series(1, 20000) AS g(value)",
+    )
+    .unwrap();
+    db.sql("CREATE TABLE lines_rr AS SELECT value % 20000 + 1 AS l_order, value AS l_qty FROM generate_series(1, 60000) AS g(value)")
+        .unwrap();
+    // The same rows, placed by the join key.
+    let orders = db.sql("SELECT * FROM orders_rr").unwrap();
+    let lines = db.sql("SELECT * FROM lines_rr").unwrap();
+    db.load("orders_k", &["o_id"], orders).unwrap();
+    db.load("lines_k", &["l_order"], lines).unwrap();
+    let query = |o: &str, l: &str| {
+        format!(
+            "SELECT o_cust, count(*), sum(l_qty) FROM {o} JOIN {l} ON o_id = l_order GROUP BY o_cust ORDER BY o_cust"
+        )
+    };
+    // Small inputs would be broadcast (CollectLeft); ask for partitioned joins.
+    db.sql("SET datafusion.optimizer.hash_join_single_partition_threshold = 0")
+        .unwrap();
+    db.sql("SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0")
+        .unwrap();
+    assert_eq!(
+        db.rows(&query("orders_k", "lines_k")),
+        db.rows(&query("orders_rr", "lines_rr"))
+    );
+    let plan = db
+        .rows(&format!("EXPLAIN {}", query("orders_k", "lines_k")))
+        .join("\n");
+    let join_inputs: Vec<&str> = plan
+        .lines()
+        .skip_while(|l| !l.contains("HashJoinExec"))
+        .collect();
+    assert!(
+        join_inputs.iter().any(|l| l.contains("mode=Partitioned")),
+        "{plan}"
+    );
+    assert!(
+        !join_inputs
+            .iter()
+            .any(|l| l.contains("RepartitionExec: partitioning=Hash")),
+        "{plan}"
+    );
+    // Aggregating by the key needs no shuffle either, and agrees.
+    let by_key =
+        "SELECT l_order, sum(l_qty) FROM lines_k GROUP BY l_order ORDER BY 2 DESC, 1 LIMIT 5";
+    let by_key_rr = by_key.replace("lines_k", "lines_rr");
+    assert_eq!(db.rows(by_key), db.rows(&by_key_rr));
+}

@@ -22,6 +22,9 @@ PRIMARY_KEYS = {
     "supplier": ["s_suppkey"],
 }
 
+# lineitem is placed by its join key with orders, so co-located joins are tested.
+PLACEMENT = {"lineitem": ["l_orderkey"]}
+
 os.environ.setdefault("LAKEWAVE_PROGRESS", "0")
 
 
@@ -44,5 +47,14 @@ def tpch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tpch_db(tpch_dir: Path) -> lw.Connection:
     db = lw.connect(nodes=2, threads=2)
     for table in TPCH_TABLES:
-        db.load(table, tpch_dir / f"{table}.parquet", primary_key=PRIMARY_KEYS[table])
+        db.load(
+            table,
+            tpch_dir / f"{table}.parquet",
+            primary_key=PRIMARY_KEYS[table],
+            partition_by=PLACEMENT.get(table),
+        )
+    # At this scale every join would broadcast its build side; force partitioned
+    # joins so that hash-placed tables join without a shuffle, as at scale.
+    db.sql("SET datafusion.optimizer.hash_join_single_partition_threshold = 0")
+    db.sql("SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0")
     return db
