@@ -85,7 +85,9 @@ def same_rows(a: list, b: list) -> bool:
 def lakewave_engine(data: Path, threads: int):
     import lakewave as lw
 
-    db = lw.connect(threads=threads)
+    # LAKEWAVE_BENCH_CONFIG="memory_per_node=18GiB,query_memory=4GiB" sizes the cluster.
+    options = dict(kv.split("=", 1) for kv in os.environ.get("LAKEWAVE_BENCH_CONFIG", "").split(",") if kv)
+    db = lw.connect(threads=threads, config=options)
 
     def load():
         for t in TABLES:
@@ -302,11 +304,12 @@ def main() -> None:
                 "crash": f"process exited with {proc.returncode} (out of memory?)",
                 "queries": {},
             }
-    stem = RESULTS / f"tpch-sf{args.scale:g}"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    # Not Path.with_suffix: a scale such as 0.01 would lose its ".01".
+    stem = f"tpch-sf{args.scale:g}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=1))
     summary = summarise(args.scale, results, data)
-    chart(args.scale, results, stem.with_suffix(".png"))
-    stem.with_suffix(".md").write_text(summary + f"\n![chart]({stem.name}.png)\n")
+    chart(args.scale, results, RESULTS / f"{stem}.png")
+    (RESULTS / f"{stem}.md").write_text(summary + f"\n![chart]({stem}.png)\n")
     print(summary)
 
 
