@@ -152,3 +152,23 @@ fn tables_placed_on_the_join_key_join_without_a_shuffle() {
     let by_key_rr = by_key.replace("lines_k", "lines_rr");
     assert_eq!(db.rows(by_key), db.rows(&by_key_rr));
 }
+
+#[test]
+fn placement_with_more_partitions_than_threads_still_joins_correctly() {
+    // 4 store partitions, 2 execution threads: DataFusion must repartition.
+    let db = Db::new(&[("nodes", "2"), ("partitions_per_node", "2")]);
+    db.sql("SET datafusion.optimizer.hash_join_single_partition_threshold = 0")
+        .unwrap();
+    db.sql("SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0")
+        .unwrap();
+    db.sql("CREATE TABLE rr AS SELECT value % 5000 AS k, value AS v FROM generate_series(1, 50000) AS g(value)")
+        .unwrap();
+    let keyed = db
+        .sql("SELECT value - 1 AS k, value AS w FROM generate_series(1, 5000) AS g(value)")
+        .unwrap();
+    db.load("keyed", &["k"], keyed).unwrap();
+    assert_eq!(
+        db.rows("SELECT count(*), sum(v + w) FROM rr JOIN keyed ON rr.k = keyed.k"),
+        vec!["50000|1375050000"]
+    );
+}
