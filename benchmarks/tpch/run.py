@@ -141,7 +141,7 @@ def polars_engine(data: Path, threads: int):
     return load, lambda sql: ctx.execute(sql).collect().rows(), None
 
 
-def run_engine(name: str, data: Path, runs: int, threads: int) -> dict:
+def run_engine(name: str, data: Path, runs: int, threads: int, out_path: Path) -> dict:
     make = {
         "lakewave": lakewave_engine,
         "duckdb": duckdb_engine,
@@ -274,7 +274,8 @@ def main() -> None:
     args = parser.parse_args()
     data = generate(args.scale)
     if args.engine:
-        Path(args.out).write_text(json.dumps(run_engine(args.engine, data, args.runs, args.threads)))
+        out_path = Path(args.out)
+        out_path.write_text(json.dumps(run_engine(args.engine, data, args.runs, args.threads, out_path)))
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = {}
