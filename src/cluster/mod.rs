@@ -60,60 +60,8 @@ pub struct TableStatus {
 
 pub type BatchSource<'a> = Box<
     dyn Iterator<Item = std::result::Result<RecordBatch, Box<dyn std::error::Error + Send + Sync>>>
-        + Send
         + 'a,
 >;
-
-/// Read the source in groups of about `GROUP_ROWS` rows and send them on; stop
-/// at the first error, on cancellation, or when the receiver has gone (the load
-/// failed).
-fn read_groups(
-    source: BatchSource<'_>,
-    cancel: &Cancel,
-    request: &LoadRequest,
-    sender: &std::sync::mpsc::SyncSender<Result<Vec<RecordBatch>>>,
-) {
-    let interrupted = || -> Result<Vec<RecordBatch>> {
-        Err(StoreError::Interrupted {
-            table: request.name.clone(),
-        }
-        .into())
-    };
-    let mut group = Vec::new();
-    let mut group_rows = 0;
-    for batch in source {
-        if cancel.is_cancelled() {
-            let _ = sender.send(interrupted());
-            return;
-        }
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(source) => {
-                let _ = sender.send(Err(StoreError::Source {
-                    table: request.name.clone(),
-                    source_name: request.source_name.clone(),
-                    source,
-                }
-                .into()));
-                return;
-            }
-        };
-        group_rows += batch.num_rows();
-        group.push(batch);
-        if group_rows >= GROUP_ROWS {
-            if sender.send(Ok(std::mem::take(&mut group))).is_err() {
-                return;
-            }
-            group_rows = 0;
-        }
-    }
-    let last = if cancel.is_cancelled() {
-        interrupted()
-    } else {
-        Ok(group)
-    };
-    let _ = sender.send(last);
-}
 
 #[derive(Debug)]
 pub struct Cluster {
@@ -201,18 +149,29 @@ impl Cluster {
             self.config.chunk_rows,
             self.config.dictionary_max_ratio,
         );
-        // Reading the source (Parquet decoding, a Python producer) runs on its
-        // own thread, one group ahead, while this thread places and encodes the
-        // previous group on the rayon pool.
-        std::thread::scope(|scope| -> Result<()> {
-            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-            scope.spawn(move || read_groups(source, cancel, request, &sender));
-            for group in receiver {
-                loader.push(group?)?;
+        let mut group = Vec::new();
+        let mut group_rows = 0;
+        for batch in source {
+            if cancel.is_cancelled() {
+                return Err(StoreError::Interrupted {
+                    table: request.name.clone(),
+                }
+                .into());
+            }
+            let batch = batch.map_err(|source| StoreError::Source {
+                table: request.name.clone(),
+                source_name: request.source_name.clone(),
+                source,
+            })?;
+            group_rows += batch.num_rows();
+            group.push(batch);
+            if group_rows >= GROUP_ROWS {
+                loader.push(std::mem::take(&mut group))?;
+                group_rows = 0;
                 progress(loader.progress());
             }
-            Ok(())
-        })?;
+        }
+        loader.push(group)?;
         let table = loader.finish()?;
         progress(LoadProgress {
             rows: table.rows(),
