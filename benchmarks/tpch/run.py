@@ -30,19 +30,11 @@ ROOT = HERE.parents[1]
 QUERIES = HERE / "queries"
 DATA = ROOT / "benchmarks" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
-TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
-KEYS = {
-    "customer": ["c_custkey"],
-    "lineitem": ["l_orderkey", "l_linenumber"],
-    "nation": ["n_nationkey"],
-    "orders": ["o_orderkey"],
-    "part": ["p_partkey"],
-    "partsupp": ["ps_partkey", "ps_suppkey"],
-    "region": ["r_regionkey"],
-    "supplier": ["s_suppkey"],
-}
-# Placement keys: co-locate lineitem with orders on the order key.
-PLACEMENT = {"lineitem": ["l_orderkey"]}
+# Primary keys, and placement keys that co-locate lineitem with orders.
+_TABLES = json.loads((HERE / "tables.json").read_text())
+KEYS: dict[str, list[str]] = _TABLES["primary_keys"]
+PLACEMENT: dict[str, list[str]] = _TABLES["placement"]
+TABLES = sorted(KEYS)
 ENGINES = ["lakewave", "duckdb", "datafusion", "polars"]
 
 

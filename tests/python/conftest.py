@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,20 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = ROOT / "benchmarks" / "tpch" / "queries"
-TPCH_TABLES = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"]
-PRIMARY_KEYS = {
-    "customer": ["c_custkey"],
-    "lineitem": ["l_orderkey", "l_linenumber"],
-    "nation": ["n_nationkey"],
-    "orders": ["o_orderkey"],
-    "part": ["p_partkey"],
-    "partsupp": ["ps_partkey", "ps_suppkey"],
-    "region": ["r_regionkey"],
-    "supplier": ["s_suppkey"],
-}
-
-# lineitem is placed by its join key with orders, so co-located joins are tested.
-PLACEMENT = {"lineitem": ["l_orderkey"]}
+# The TPC-H keys the benchmark uses; lineitem is placed by its join key with
+# orders, so co-located joins are tested.
+_TPCH = json.loads((ROOT / "benchmarks" / "tpch" / "tables.json").read_text())
+PRIMARY_KEYS: dict[str, list[str]] = _TPCH["primary_keys"]
+PLACEMENT: dict[str, list[str]] = _TPCH["placement"]
+TPCH_TABLES = sorted(PRIMARY_KEYS)
 
 os.environ.setdefault("LAKEWAVE_PROGRESS", "0")
 
