@@ -78,7 +78,8 @@ impl SqlError {
     /// Classify a DataFusion error raised while handling `statement`.
     pub fn from_datafusion(statement: &str, error: DataFusionError) -> SqlError {
         let statement = abbreviate(statement);
-        let message = error.message_chain();
+        // DataFusion's own message already carries its context chain.
+        let message = error.to_string();
         match error.find_root() {
             DataFusionError::SQL(parse, _) => SqlError::Syntax {
                 statement,
@@ -128,18 +129,6 @@ impl SqlError {
                 kind: ErrorKind::Operational,
             },
         }
-    }
-}
-
-/// DataFusion's message with its context chain, without the "Error during
-/// planning:" style prefixes repeated at every level.
-trait MessageChain {
-    fn message_chain(&self) -> String;
-}
-
-impl MessageChain for DataFusionError {
-    fn message_chain(&self) -> String {
-        self.to_string()
     }
 }
 
