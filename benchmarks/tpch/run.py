@@ -165,6 +165,9 @@ def run_engine(name: str, data: Path, runs: int, threads: int, out_path: Path) -
             file=sys.stderr,
             flush=True,
         )
+        # Save as we go: an engine killed for lack of memory keeps what it finished.
+        out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        out_path.write_text(json.dumps(out))
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
 
@@ -176,9 +179,22 @@ def repr_value(value: object) -> object:
     return value
 
 
+def check_answers(results: dict) -> None:
+    """Compare every engine's answers with DuckDB's, keep the verdict and drop
+    the rows: the results files hold figures, not answers."""
+    reference = results.get("duckdb", {}).get("queries", {})
+    for engine in results.values():
+        for q, r in engine.get("queries", {}).items():
+            want = (reference.get(q) or {}).get("rows")
+            if "rows" in r and want is not None:
+                r["matches_duckdb"] = same_rows(r["rows"], want)
+    for engine in results.values():
+        for r in engine.get("queries", {}).values():
+            r.pop("rows", None)
+
+
 def summarise(scale: float, results: dict, data: Path) -> str:
     parquet = sum(f.stat().st_size for f in data.glob("*.parquet"))
-    reference = results.get("duckdb", {}).get("queries", {})
     lines = [
         f"# TPC-H SF{scale:g} — {datetime.date.today()}",
         "",
@@ -200,8 +216,7 @@ def summarise(scale: float, results: dict, data: Path) -> str:
                 complete[e] = False
                 continue
             totals[e] += r["median_s"]
-            want = (reference.get(str(q)) or reference.get(q) or {}).get("rows")
-            mark = "" if want is None or same_rows(r["rows"], want) else " ≠"
+            mark = " ≠" if r.get("matches_duckdb") is False else ""
             cells.append(f"{r['median_s']:.3f}{mark}")
         lines.append(f"| Q{q} | " + " | ".join(cells) + " |")
     lines.append(
@@ -289,14 +304,13 @@ def main() -> None:
                 str(out),
             ]
         )
-        if proc.returncode == 0:
-            results[engine] = json.loads(out.read_text())
-            out.unlink()
-        else:
-            results[engine] = {
-                "crash": f"process exited with {proc.returncode} (out of memory?)",
-                "queries": {},
-            }
+        partial = json.loads(out.read_text()) if out.exists() else {"queries": {}}
+        out.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            done = len(partial.get("queries", {}))
+            partial["crash"] = f"process exited with {proc.returncode} (out of memory?) after {done} queries"
+        results[engine] = partial
+    check_answers(results)
     # Not Path.with_suffix: a scale such as 0.01 would lose its ".01".
     stem = f"tpch-sf{args.scale:g}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=1))
