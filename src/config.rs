@@ -42,6 +42,29 @@ pub struct EngineConfig {
     pub dictionary_max_ratio: f64,
     /// Where joins, sorts and aggregates spill when they outgrow `query_memory`.
     pub spill_dir: Option<String>,
+    /// Change propagation from the row store to the cluster.
+    pub propagation: PropagationConfig,
+}
+
+/// When the propagator sends a batch of changes to the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropagationConfig {
+    /// Every this often (HeatWave: 200 ms).
+    pub interval: std::time::Duration,
+    /// As soon as this many bytes of changes are pending (HeatWave: 64 MB).
+    pub max_pending_bytes: u64,
+    /// Before a cluster query that reads a table with pending changes.
+    pub read_your_writes: bool,
+}
+
+impl Default for PropagationConfig {
+    fn default() -> Self {
+        PropagationConfig {
+            interval: std::time::Duration::from_millis(200),
+            max_pending_bytes: 64_000_000,
+            read_your_writes: true,
+        }
+    }
 }
 
 pub const MAX_CHUNK_ROWS: usize = 65_536;
@@ -56,6 +79,9 @@ const KNOWN_KEYS: &[&str] = &[
     "batch_rows",
     "dictionary_max_ratio",
     "spill_dir",
+    "propagation_interval",
+    "propagation_batch_bytes",
+    "read_your_writes",
 ];
 
 impl EngineConfig {
@@ -78,6 +104,7 @@ impl EngineConfig {
             batch_rows: 8192,
             dictionary_max_ratio: 0.25,
             spill_dir: None,
+            propagation: PropagationConfig::default(),
         }
     }
 
@@ -124,6 +151,15 @@ impl EngineConfig {
                     config.dictionary_max_ratio = ratio;
                 }
                 "spill_dir" => config.spill_dir = Some(value.to_string()),
+                "propagation_interval" => {
+                    config.propagation.interval = parse_duration(key, value)?
+                }
+                "propagation_batch_bytes" => {
+                    config.propagation.max_pending_bytes = parse_bytes(key, value)?
+                }
+                "read_your_writes" => {
+                    config.propagation.read_your_writes = parse_bool(key, value)?
+                }
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.to_string(),
@@ -155,6 +191,30 @@ fn parse_count(key: &str, value: &str) -> Result<usize, ConfigError> {
     match value.trim().parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(invalid(key, value, "expected a whole number of at least 1")),
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" | "yes" => Ok(true),
+        "false" | "off" | "0" | "no" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+/// Parse a duration: `200ms`, `1.5s`, `2` (seconds).
+pub fn parse_duration(key: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    let text = value.trim().to_ascii_lowercase();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (text.as_str(), 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(std::time::Duration::from_secs_f64(n * scale)),
+        _ => Err(invalid(key, value, "expected a duration such as 200ms or 1.5s")),
     }
 }
 

@@ -7,6 +7,7 @@ use thiserror::Error;
 
 pub use crate::catalog::CatalogError;
 pub use crate::config::ConfigError;
+pub use crate::rowstore::RowStoreError;
 pub use crate::sql::SqlError;
 pub use crate::store::StoreError;
 
@@ -24,6 +25,8 @@ pub enum Error {
     Store(Box<StoreError>),
     #[error(transparent)]
     Sql(Box<SqlError>),
+    #[error(transparent)]
+    RowStore(Box<RowStoreError>),
     /// The threads that run queries could not be started.
     #[error("cannot start lakewave's execution threads")]
     Runtime(#[source] std::io::Error),
@@ -47,7 +50,13 @@ macro_rules! from_layer {
     };
 }
 
-from_layer!(ConfigError => Config, CatalogError => Catalog, StoreError => Store, SqlError => Sql);
+from_layer!(
+    ConfigError => Config,
+    CatalogError => Catalog,
+    StoreError => Store,
+    SqlError => Sql,
+    RowStoreError => RowStore
+);
 
 /// The broad kind of an error, which is what the Python hierarchy is built on
 /// (PEP 249 names, refined).
@@ -67,6 +76,9 @@ pub enum ErrorKind {
     Programming,
     /// Input data that cannot be stored (bad type, NULL in a key, ...).
     Data,
+    /// A constraint of the row store: a duplicate key, a NULL in a NOT NULL
+    /// column.
+    Integrity,
     /// The cluster has no room for the data.
     OutOfMemory,
     /// I/O, files, object stores.
@@ -86,6 +98,7 @@ impl Error {
             Error::Catalog(e) => e.kind(),
             Error::Store(e) => e.kind(),
             Error::Sql(e) => e.kind(),
+            Error::RowStore(e) => e.kind(),
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Panic { .. } => ErrorKind::Internal,
             Error::Runtime(_) => ErrorKind::Operational,

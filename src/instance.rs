@@ -1,9 +1,11 @@
-//! An instance: the catalog, the cluster and the runtimes that drive them, shared
-//! by every connection. It offers blocking entry points (load a table, run a
+//! An instance: the DB system (row store), the catalog, the cluster, the
+//! propagator between them and the runtimes that drive them, shared by every
+//! connection. It offers blocking entry points (load a table, run a
 //! statement) that the Python bindings call with the GIL released; async work
 //! runs on the instance's tokio runtime and CPU-heavy loading on rayon.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -12,20 +14,32 @@ use futures::StreamExt;
 
 use crate::cancel::Cancel;
 use crate::catalog::Catalog;
+use crate::changes::Propagator;
 use crate::cluster::{BatchSource, Cluster, LoadRequest, TableStatus};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::lakehouse::{self, LakehouseError};
+use crate::rowstore::Database;
 use crate::sql::Session;
 use crate::store::{LoadProgress, StoreError};
 
 pub struct Instance {
     runtime: tokio::runtime::Runtime,
     cluster: Arc<Cluster>,
+    db: Arc<Database>,
+    propagator: Arc<Propagator>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.propagator.shutdown();
+    }
 }
 
 impl Instance {
-    pub fn open(config: EngineConfig) -> Result<Arc<Instance>> {
+    /// Open the DB system at `path` (`None`: a private in-memory one), bring
+    /// its loaded tables back into the cluster and start propagation.
+    pub fn open(config: EngineConfig, path: Option<&Path>) -> Result<Arc<Instance>> {
         let threads = config.shape.threads;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -33,9 +47,28 @@ impl Instance {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
+        let db = Database::open(path)?;
         let catalog = Arc::new(Catalog::default());
+        for name in db.database_names() {
+            catalog.create_database(&name);
+        }
+        let propagation = config.propagation.clone();
         let cluster = Arc::new(Cluster::new(config, catalog));
-        Ok(Arc::new(Instance { runtime, cluster }))
+        let propagator = Propagator::start(Arc::clone(&db), Arc::clone(&cluster), propagation)?;
+        Ok(Arc::new(Instance {
+            runtime,
+            cluster,
+            db,
+            propagator,
+        }))
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    pub fn propagator(&self) -> &Arc<Propagator> {
+        &self.propagator
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -44,7 +77,11 @@ impl Instance {
 
     pub fn session(&self) -> Result<Session> {
         let _guard = self.runtime.enter();
-        Session::new(Arc::clone(&self.cluster))
+        Session::new(
+            Arc::clone(&self.cluster),
+            Arc::clone(&self.db),
+            Arc::clone(&self.propagator),
+        )
     }
 
     /// Block the calling (non-runtime) thread on a future, unless cancelled.

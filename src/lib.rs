@@ -11,7 +11,10 @@
 //!  catalog                 databases, table names and definitions (never data)
 //!  store                   columnar partitions ▸ chunks ▸ zone maps, memory per node
 //!  exec                    DataFusion table provider and scan over store snapshots
+//!  rowstore                the DB system: SQLite tables, MySQL types, change capture
+//!  exec                    (also) the row-store scan for queries not offloaded
 //!  cluster                 nodes, placement, loading, the registry of loaded tables
+//!  changes                 the propagator: change log → cluster, table load status
 //!  lakehouse               reading files (Parquet now; Delta and object stores next)
 //!  sql                     statements, planning, results in logical types
 //!  instance                runtimes + cluster: the blocking API the bindings call
@@ -25,12 +28,14 @@
 
 pub mod cancel;
 pub mod catalog;
+pub mod changes;
 pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod exec;
 pub mod instance;
 pub mod lakehouse;
+pub mod rowstore;
 pub mod sql;
 pub mod store;
 

@@ -19,7 +19,9 @@ use crate::cancel::Cancel;
 use crate::catalog::{Catalog, Placement, TableDef, TableName};
 use crate::config::EngineConfig;
 use crate::error::Result;
-use crate::store::{ColumnarTable, LoadProgress, NodeMemory, StoreError, TableLoader};
+use crate::store::{
+    ChangeSet, ColumnarTable, LoadProgress, NodeMemory, StoreError, TableLoader,
+};
 
 /// Batches handed to the loader at once: enough to keep every core busy.
 const GROUP_ROWS: usize = 1 << 20;
@@ -193,6 +195,54 @@ impl Cluster {
         let name = def.name.clone();
         self.catalog.put(def)?;
         tables.insert(name, Arc::new(table));
+        Ok(())
+    }
+
+    /// Apply one propagated batch of changes to a loaded table and publish the
+    /// new snapshot. `Ok(false)` when the table was unloaded or replaced while
+    /// the batch was built (the batch no longer applies).
+    pub fn apply_changes(&self, name: &TableName, changes: &ChangeSet<'_>) -> Result<bool> {
+        let Some(current) = self.table(name) else {
+            return Ok(false);
+        };
+        let next = current.apply_changes(changes, &self.nodes, self.config.chunk_rows)?;
+        let mut tables = self.tables.write();
+        match tables.get(name) {
+            Some(t) if Arc::ptr_eq(t, &current) => {
+                tables.insert(name.clone(), Arc::new(next));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Move a loaded table to a new name (its data is kept).
+    pub fn rename(&self, name: &TableName, to: &TableName) -> Result<()> {
+        let mut tables = self.tables.write();
+        let Some(current) = tables.get(name).cloned() else {
+            return Ok(());
+        };
+        let Some(def) = self.catalog.table(name) else {
+            return Ok(());
+        };
+        self.catalog.remove(name)?;
+        self.catalog.put(TableDef {
+            name: to.clone(),
+            ..def.as_ref().clone()
+        })?;
+        tables.remove(name);
+        tables.insert(
+            to.clone(),
+            Arc::new(ColumnarTable {
+                name: to.clone(),
+                version: current.version,
+                logical_schema: Arc::clone(&current.logical_schema),
+                physical_schema: Arc::clone(&current.physical_schema),
+                encodings: current.encodings.clone(),
+                placement: current.placement.clone(),
+                partitions: current.partitions.clone(),
+            }),
+        );
         Ok(())
     }
 

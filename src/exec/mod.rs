@@ -1,13 +1,16 @@
-//! Execution over the cluster: the DataFusion table provider for a loaded table
-//! ([`ClusterTableProvider`]), its scan operator ([`ClusterScanExec`], one
-//! execution partition per store partition) and chunk pruning by zone maps.
-//! It reads `store` snapshots and never changes them; it knows nothing of the
-//! catalog's registry, SQL text or Python.
+//! Execution: the DataFusion table providers and scans. Over the cluster,
+//! [`ClusterTableProvider`] and [`ClusterScanExec`] (one execution partition per
+//! store partition, chunk pruning by zone maps) read `store` snapshots and never
+//! change them. Over the row store, [`RowStoreTableProvider`] reads a table
+//! through a session's SQLite connection, for queries that are not offloaded.
+//! Nothing here knows SQL text, routing decisions or Python.
 
 mod provider;
 mod pruning;
+mod rowstore;
 mod scan;
 
 pub use provider::ClusterTableProvider;
 pub use pruning::ChunkStatistics;
+pub use rowstore::{RowStoreScanExec, RowStoreTableProvider};
 pub use scan::ClusterScanExec;

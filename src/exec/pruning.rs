@@ -66,7 +66,7 @@ impl PruningStatistics for ChunkStatistics<'_> {
 
     fn row_counts(&self) -> Option<ArrayRef> {
         Some(Arc::new(UInt64Array::from_iter_values(
-            self.chunks.iter().map(|c| c.rows() as u64),
+            self.chunks.iter().map(|c| c.stored_rows() as u64),
         )))
     }
 

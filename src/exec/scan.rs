@@ -262,25 +262,26 @@ impl ExecutionPlan for ClusterScanExec {
         let batches = chunks
             .into_iter()
             .flat_map(move |chunk| {
-                let rows = chunk.rows();
+                let rows = chunk.stored_rows();
                 (0..rows)
                     .step_by(batch_rows)
                     .map(move |offset| (Arc::clone(&chunk), offset, batch_rows.min(rows - offset)))
             })
-            .map_while(move |(chunk, offset, length)| {
+            .map(move |(chunk, offset, length)| -> Result<RecordBatch> {
+                // Only the projected columns are filtered by the delete mask.
+                let slice = chunk.live_slice_projected(offset, length, projection.as_deref())?;
+                Ok(slice)
+            })
+            .filter(|batch| !matches!(batch, Ok(b) if b.num_rows() == 0))
+            .map_while(move |batch| {
                 if remaining == 0 {
                     return None;
                 }
-                let length = length.min(remaining);
-                remaining -= length;
-                Some((chunk, offset, length))
-            })
-            .map(move |(chunk, offset, length)| -> Result<RecordBatch> {
-                let slice = chunk.batch.slice(offset, length);
-                Ok(match &projection {
-                    Some(indices) => slice.project(indices)?,
-                    None => slice,
-                })
+                Some(batch.map(|b| {
+                    let keep = b.num_rows().min(remaining);
+                    remaining -= keep;
+                    b.slice(0, keep)
+                }))
             });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.projected_schema),

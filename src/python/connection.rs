@@ -16,6 +16,7 @@ use crate::cluster::{LoadRequest, TableStatus};
 use crate::config::EngineConfig;
 use crate::error::Error;
 use crate::instance::Instance;
+use crate::rowstore::InsertMode;
 use crate::sql::Session;
 use crate::store::LoadProgress;
 
@@ -74,11 +75,15 @@ fn status_dict<'py>(py: Python<'py>, status: &TableStatus) -> PyResult<Bound<'py
 #[pymethods]
 impl Connection {
     #[new]
-    fn new(options: HashMap<String, String>) -> PyResult<Self> {
+    #[pyo3(signature = (path, options))]
+    fn new(py: Python<'_>, path: Option<String>, options: HashMap<String, String>) -> PyResult<Self> {
         let config =
             EngineConfig::from_options(options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .map_err(|e| to_pyerr(e.into()))?;
-        let instance = Instance::open(config).map_err(to_pyerr)?;
+        // Opening reloads the loaded tables of an existing database: slow work.
+        let instance = wait(py, move |_cancel| {
+            Instance::open(config, path.as_deref().map(std::path::Path::new))
+        })?;
         let session = Arc::new(instance.session().map_err(to_pyerr)?);
         Ok(Connection { instance, session })
     }
@@ -165,6 +170,80 @@ impl Connection {
             instance.load_parquet(&request, &path, cancel, &mut report)
         })?;
         status_dict(py, &status)
+    }
+
+    /// Insert rows from any Arrow producer into a row-store table (columns by
+    /// name). `mode` is "insert", "replace" or "ignore".
+    fn insert_arrow(&self, py: Python<'_>, name: &str, data: AnyRecordBatch, mode: &str) -> PyResult<u64> {
+        let name = TableName::parse(name, &self.session.current_database())
+            .map_err(|e| to_pyerr(e.into()))?;
+        let mode = match mode {
+            "insert" => InsertMode::Insert,
+            "replace" => InsertMode::Replace,
+            "ignore" => InsertMode::Ignore,
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "mode must be 'insert', 'replace' or 'ignore', not '{other}'"
+                )));
+            }
+        };
+        let reader = data.into_reader()?;
+        let schema = reader.schema();
+        let session = Arc::clone(&self.session);
+        let instance = Arc::clone(&self.instance);
+        wait(py, move |cancel| {
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| crate::error::Error::from(crate::rowstore::RowStoreError::BadValue {
+                    table: name.clone(),
+                    column: "(source)".into(),
+                    message: e.to_string(),
+                }))?;
+            instance.block_on(cancel, "insert", session.insert_batches(&name, schema, batches, mode))
+        })
+    }
+
+    /// Every table in the cluster with its HeatWave status (rpd_tables).
+    fn loaded_tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for row in self.session.loaded_tables() {
+            let dict = PyDict::new(py);
+            dict.set_item("id", row.id)?;
+            dict.set_item("name", row.name.to_string())?;
+            dict.set_item("schema_name", &row.name.database)?;
+            dict.set_item("table_name", &row.name.table)?;
+            dict.set_item("pool_type", row.pool_type)?;
+            dict.set_item("load_status", row.load_status)?;
+            dict.set_item("snapshot_scn", row.snapshot_scn)?;
+            dict.set_item("nrows", row.rows)?;
+            dict.set_item("size_bytes", row.size_bytes)?;
+            dict.set_item("stale_reason", row.stale_reason)?;
+            list.append(dict)?;
+        }
+        Ok(list)
+    }
+
+    /// Propagate every committed change to the cluster now.
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        let instance = Arc::clone(&self.instance);
+        wait(py, move |_| {
+            let all: Vec<TableName> = instance.propagator().tables().into_iter().map(|t| t.name).collect();
+            instance.propagator().sync(&all)
+        })
+    }
+
+    /// The database file (None for an in-memory database).
+    fn path(&self) -> Option<String> {
+        let db = self.instance.database();
+        (!db.is_scratch()).then(|| db.path().display().to_string())
+    }
+
+    fn offload_mode(&self) -> &'static str {
+        self.session.offload_mode().name()
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.session.connection().in_transaction()
     }
 
     fn tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

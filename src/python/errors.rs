@@ -127,6 +127,7 @@ pub fn to_pyerr(error: Error) -> PyErr {
         ErrorKind::Programming => ProgrammingError::new_err(message),
         ErrorKind::Data => DataError::new_err(message),
         ErrorKind::OutOfMemory => OutOfMemoryError::new_err(message),
+        ErrorKind::Integrity => IntegrityError::new_err(message),
         ErrorKind::Operational => OperationalError::new_err(message),
         ErrorKind::NotSupported => NotSupportedError::new_err(message),
         ErrorKind::Interrupted => PyKeyboardInterrupt::new_err(message),

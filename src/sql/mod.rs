@@ -9,8 +9,11 @@
 //! encoding of the store) is decoded on the way out, so users see the types they
 //! loaded.
 
+mod dml;
 mod output;
 mod schema;
+mod split;
+mod status;
 
 use std::sync::Arc;
 
@@ -38,6 +41,8 @@ use crate::store::LoadProgress;
 
 pub use output::logical_schema;
 pub use schema::CATALOG_NAME;
+pub use split::OffloadMode;
+pub use status::{TableRow, table_rows};
 
 #[derive(Debug, Error)]
 pub enum SqlError {
@@ -61,6 +66,10 @@ pub enum SqlError {
     },
     #[error("not supported: {what} (in `{statement}`)")]
     NotSupported { statement: String, what: String },
+    #[error("use_secondary_engine is FORCED and `{statement}` cannot be offloaded: {reason}")]
+    NotOffloaded { statement: String, reason: String },
+    #[error("invalid value '{value}' for use_secondary_engine (expected ON, OFF or FORCED)")]
+    BadOffloadMode { value: String },
 }
 
 impl SqlError {
@@ -72,6 +81,8 @@ impl SqlError {
             SqlError::Plan { .. } => ErrorKind::Programming,
             SqlError::Execution { kind, .. } => *kind,
             SqlError::NotSupported { .. } => ErrorKind::NotSupported,
+            SqlError::NotOffloaded { .. } => ErrorKind::NotSupported,
+            SqlError::BadOffloadMode { .. } => ErrorKind::Programming,
         }
     }
 
@@ -171,6 +182,14 @@ enum Body {
 }
 
 impl QueryResult {
+    /// A result whose rows are already known.
+    pub fn ready(statement: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> QueryResult {
+        QueryResult {
+            statement: statement.to_string(),
+            body: Body::Ready(schema, batches),
+        }
+    }
+
     pub fn statement(&self) -> &str {
         &self.statement
     }
@@ -246,14 +265,39 @@ impl QueryResult {
     }
 }
 
-/// One connection's SQL state on top of the shared cluster.
+/// One connection's SQL state: its SQLite connection (and transaction), its
+/// offload mode, and a DataFusion context over the shared row store and cluster.
 pub struct Session {
     ctx: SessionContext,
     cluster: Arc<Cluster>,
+    sources: schema::Sources,
+    mode: parking_lot::Mutex<OffloadMode>,
+}
+
+/// Where a SELECT runs, and why not in the cluster.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub offload: bool,
+    pub reason: Option<String>,
 }
 
 impl Session {
-    pub fn new(cluster: Arc<Cluster>) -> Result<Session> {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        db: Arc<crate::rowstore::Database>,
+        propagator: Arc<crate::changes::Propagator>,
+    ) -> Result<Session> {
+        let notify = Arc::clone(&propagator);
+        let conn = Arc::new(crate::rowstore::DbConnection::open(
+            db,
+            Box::new(move |bytes| notify.note_commit(bytes)),
+        )?);
+        let sources = schema::Sources {
+            cluster: Arc::clone(&cluster),
+            conn,
+            propagator,
+            offload: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        };
         let config = cluster.config();
         let mut disk = DiskManagerBuilder::default();
         if let Some(dir) = &config.spill_dir {
@@ -273,9 +317,125 @@ impl Session {
         let ctx = SessionContext::new_with_config_rt(session_config, runtime);
         ctx.register_catalog(
             CATALOG_NAME,
-            Arc::new(schema::ClusterCatalog::new(Arc::clone(&cluster))),
+            Arc::new(schema::ClusterCatalog::new(sources.clone())),
         );
-        Ok(Session { ctx, cluster })
+        ctx.register_catalog(
+            schema::ROWID_CATALOG_NAME,
+            Arc::new(schema::RowIdCatalog {
+                sources: sources.clone(),
+            }),
+        );
+        Ok(Session {
+            ctx,
+            cluster,
+            sources,
+            mode: parking_lot::Mutex::new(OffloadMode::On),
+        })
+    }
+
+    /// `rpd_tables` joined with `rpd_table_id`: every table in the cluster.
+    pub fn loaded_tables(&self) -> Vec<TableRow> {
+        status::table_rows(&self.sources)
+    }
+
+    pub fn offload_mode(&self) -> OffloadMode {
+        *self.mode.lock()
+    }
+
+    pub fn set_offload_mode(&self, mode: OffloadMode) {
+        *self.mode.lock() = mode;
+    }
+
+    /// Whether loaded row-store tables resolve to the cluster for the next plan.
+    fn set_offload(&self, offload: bool) {
+        self.sources
+            .offload
+            .store(offload, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The row store connection of this session.
+    pub fn connection(&self) -> &Arc<crate::rowstore::DbConnection> {
+        &self.sources.conn
+    }
+
+    /// Decide where a read runs: in the cluster when every row-store table it
+    /// reads is loaded and available (after read-your-writes propagation),
+    /// else on the row store; FORCED turns "else" into an error.
+    pub async fn route(&self, statement: &Statement, text: &str) -> Result<Route> {
+        let state = self.ctx.state();
+        let references = state
+            .resolve_table_references(statement)
+            .map_err(|e| SqlError::from_datafusion(text, e))?;
+        let db = self.sources.conn.database();
+        let mut tables: Vec<TableName> = Vec::new();
+        for reference in &references {
+            if reference.catalog().is_some_and(|c| c != CATALOG_NAME) {
+                continue;
+            }
+            let name = self.table_name(reference);
+            if db.table(&name).is_some() && !tables.contains(&name) {
+                tables.push(name);
+            }
+        }
+        let mode = self.offload_mode();
+        if tables.is_empty() {
+            return Ok(Route {
+                offload: true,
+                reason: None,
+            });
+        }
+        let check = |this: &Self| -> Option<String> {
+            if mode == OffloadMode::Off {
+                return Some("use_secondary_engine is OFF".into());
+            }
+            if this.sources.conn.has_uncommitted_writes() {
+                return Some("the open transaction has uncommitted changes".into());
+            }
+            for name in &tables {
+                match this.sources.propagator.table(name) {
+                    None => {
+                        return Some(format!(
+                            "table {name} is not loaded into the cluster (ALTER TABLE {name} SECONDARY_LOAD)"
+                        ));
+                    }
+                    Some(loaded) => {
+                        if let crate::changes::LoadStatus::Stale { reason, .. } = &loaded.status {
+                            return Some(format!("table {name} is stale ({reason})"));
+                        }
+                    }
+                }
+            }
+            None
+        };
+        let mut reason = check(self);
+        if reason.is_none() {
+            // Read-your-writes: everything committed reaches the cluster first.
+            let propagator = Arc::clone(&self.sources.propagator);
+            let names = tables.clone();
+            tokio::task::spawn_blocking(move || propagator.sync(&names))
+                .await
+                .map_err(|e| SqlError::Execution {
+                    statement: abbreviate(text),
+                    message: e.to_string(),
+                    kind: ErrorKind::Internal,
+                })??;
+            reason = check(self);
+        }
+        match reason {
+            None => Ok(Route {
+                offload: true,
+                reason: None,
+            }),
+            Some(reason) if mode == OffloadMode::Forced => Err(SqlError::NotOffloaded {
+                statement: abbreviate(text),
+                reason,
+            }
+            .into()),
+            Some(reason) => Ok(Route {
+                offload: false,
+                reason: Some(reason),
+            }),
+        }
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -302,30 +462,67 @@ impl Session {
         params: &[ScalarValue],
         cancel: &Cancel,
     ) -> Result<QueryResult> {
-        let statements = DFParser::parse_sql_with_dialect(text, &GenericDialect {})
-            .map_err(|e| SqlError::from_datafusion(text, e))?;
-        if statements.is_empty() {
+        let pieces = split::split_statements(text);
+        if pieces.is_empty() {
             return Err(SqlError::Syntax {
                 statement: abbreviate(text),
                 message: "no statement to run".into(),
             }
             .into());
         }
-        let count = statements.len();
+        let count = pieces.len();
         let mut last = None;
-        for (index, statement) in statements.into_iter().enumerate() {
-            let statement_text = if count == 1 {
-                text.trim().to_string()
-            } else {
-                statement.to_string()
-            };
+        for (index, piece) in pieces.into_iter().enumerate() {
             let params = if index + 1 == count { params } else { &[] };
-            last = Some(
-                self.run_statement(statement, &statement_text, params, cancel)
-                    .await?,
-            );
+            if let Some(custom) = split::parse_custom(piece) {
+                last = Some(self.run_custom(custom, piece, cancel).await?);
+                continue;
+            }
+            let mut statements = DFParser::parse_sql_with_dialect(piece, &GenericDialect {})
+                .map_err(|e| SqlError::from_datafusion(piece, e))?;
+            let Some(statement) = statements.pop_front() else {
+                continue;
+            };
+            last = Some(self.run_statement(statement, piece, params, cancel).await?);
         }
-        Ok(last.expect("at least one statement"))
+        last.ok_or_else(|| {
+            SqlError::Syntax {
+                statement: abbreviate(text),
+                message: "no statement to run".into(),
+            }
+            .into()
+        })
+    }
+
+    async fn run_custom(
+        &self,
+        custom: split::Custom,
+        text: &str,
+        cancel: &Cancel,
+    ) -> Result<QueryResult> {
+        match custom {
+            split::Custom::SecondaryLoad(table) => self.secondary_load(&table, text, cancel).await,
+            split::Custom::SecondaryUnload(table) => self.secondary_unload(&table, text),
+            split::Custom::SecondaryEngine(_, engine) => {
+                let engine = engine.to_ascii_uppercase();
+                if engine == "RAPID" || engine == "NULL" {
+                    Ok(self.done(text, format!("secondary engine set to {engine}")))
+                } else {
+                    Err(SqlError::NotSupported {
+                        statement: abbreviate(text),
+                        what: format!("secondary engine '{engine}' (only RAPID)"),
+                    }
+                    .into())
+                }
+            }
+            split::Custom::SetOffload(Ok(mode)) => {
+                self.set_offload_mode(mode);
+                Ok(self.done(text, format!("use_secondary_engine = {}", mode.name())))
+            }
+            split::Custom::SetOffload(Err(value)) => {
+                Err(SqlError::BadOffloadMode { value }.into())
+            }
+        }
     }
 
     async fn run_statement(
@@ -335,10 +532,107 @@ impl Session {
         params: &[ScalarValue],
         cancel: &Cancel,
     ) -> Result<QueryResult> {
+        if let Statement::Statement(inner) = &statement {
+            match inner.as_ref() {
+                SqlStatement::CreateTable(create) if create.query.is_none() => {
+                    return self.create_row_table(create, text);
+                }
+                SqlStatement::Insert(insert) => {
+                    return self.insert(insert, text, params, cancel).await;
+                }
+                SqlStatement::Update(update) => {
+                    return self.update(update, text, params, cancel).await;
+                }
+                SqlStatement::Delete(delete) => {
+                    return self.delete(delete, text, params, cancel).await;
+                }
+                SqlStatement::Truncate(truncate) => {
+                    let [target] = truncate.table_names.as_slice() else {
+                        return Err(SqlError::NotSupported {
+                            statement: abbreviate(text),
+                            what: "TRUNCATE of several tables".into(),
+                        }
+                        .into());
+                    };
+                    return self.truncate(&target.name, text);
+                }
+                SqlStatement::AlterTable(alter) => {
+                    return self.alter(&alter.name, &alter.operations, text, cancel).await;
+                }
+                SqlStatement::StartTransaction { .. } => {
+                    self.sources.conn.begin()?;
+                    return Ok(self.done(text, "transaction started".into()));
+                }
+                SqlStatement::Commit { .. } => {
+                    self.sources.conn.commit()?;
+                    return Ok(self.done(text, "committed".into()));
+                }
+                SqlStatement::Rollback { savepoint: None, .. } => {
+                    self.sources.conn.rollback()?;
+                    return Ok(self.done(text, "rolled back".into()));
+                }
+                SqlStatement::Drop {
+                    object_type: datafusion::sql::sqlparser::ast::ObjectType::Table,
+                    names,
+                    if_exists,
+                    ..
+                } if names.len() == 1 => {
+                    let name = self.object_name(&names[0], text)?;
+                    if self.sources.conn.database().table(&name).is_some() {
+                        return self.drop_row_table(&name, text);
+                    }
+                    if self.cluster.table(&name).is_none() && *if_exists {
+                        return Ok(self.done(text, format!("table {name} did not exist")));
+                    }
+                }
+                SqlStatement::CreateDatabase {
+                    db_name,
+                    if_not_exists,
+                    ..
+                } => {
+                    let name = db_name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .map(dml::normalize)
+                        .unwrap_or_default();
+                    return self.create_database(&name, *if_not_exists, text);
+                }
+                SqlStatement::CreateSchema {
+                    schema_name: datafusion::sql::sqlparser::ast::SchemaName::Simple(db_name),
+                    if_not_exists,
+                    ..
+                } => {
+                    let name = db_name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .map(dml::normalize)
+                        .unwrap_or_default();
+                    return self.create_database(&name, *if_not_exists, text);
+                }
+                _ => {}
+            }
+        }
         let state = self.ctx.state();
         let df_error = |e| -> Error { SqlError::from_datafusion(text, e).into() };
         self.check_tables_exist(&statement, text, &state)?;
+        let is_read = matches!(&statement, Statement::Explain(_))
+            || matches!(&statement, Statement::Statement(s) if matches!(s.as_ref(), SqlStatement::Query(_)));
+        let route = if is_read {
+            self.route(&statement, text).await?
+        } else {
+            Route {
+                offload: true,
+                reason: None,
+            }
+        };
+        self.set_offload(route.offload);
+        let is_explain = matches!(&statement, Statement::Explain(_));
         let plan = state.statement_to_plan(statement).await.map_err(df_error)?;
+        if is_explain {
+            return self.explain(plan, &route, text).await;
+        }
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => {
                 self.create_table_as(create, text, cancel).await
@@ -478,15 +772,46 @@ impl Session {
     }
 
     fn create_database(&self, name: &str, if_not_exists: bool, text: &str) -> Result<QueryResult> {
-        if self.cluster.catalog().create_database(name) || if_not_exists {
-            Ok(self.done(text, format!("database {name} is ready")))
-        } else {
-            Err(SqlError::Plan {
-                statement: abbreviate(text),
-                message: format!("database '{name}' already exists"),
-            }
-            .into())
+        self.sources.conn.create_database(name, if_not_exists)?;
+        self.cluster.catalog().create_database(name);
+        Ok(self.done(text, format!("database {name} is ready")))
+    }
+
+    /// EXPLAIN with a first row saying which engine runs the statement.
+    async fn explain(&self, plan: LogicalPlan, route: &Route, text: &str) -> Result<QueryResult> {
+        let df_error = |e| -> Error { SqlError::from_datafusion(text, e).into() };
+        let frame = self.ctx.execute_logical_plan(plan).await.map_err(df_error)?;
+        let batches = frame.collect().await.map_err(df_error)?;
+        let Some(first) = batches.first() else {
+            return Ok(QueryResult::ready(text, Arc::new(arrow::datatypes::Schema::empty()), batches));
+        };
+        let schema = first.schema();
+        let engine = match &route.reason {
+            None => "cluster (offloaded to the secondary engine)".to_string(),
+            Some(reason) => format!("row store (not offloaded: {reason})"),
+        };
+        let mut columns: Vec<arrow::array::ArrayRef> = Vec::new();
+        for (i, field) in schema.fields().iter().enumerate() {
+            let value = if i == 0 { "engine" } else { engine.as_str() };
+            let array: arrow::array::ArrayRef = Arc::new(arrow::array::StringArray::from(vec![value]));
+            columns.push(arrow::compute::cast(&array, field.data_type()).map_err(|e| {
+                SqlError::Execution {
+                    statement: abbreviate(text),
+                    message: e.to_string(),
+                    kind: ErrorKind::Internal,
+                }
+            })?);
         }
+        let engine_row = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| {
+            SqlError::Execution {
+                statement: abbreviate(text),
+                message: e.to_string(),
+                kind: ErrorKind::Internal,
+            }
+        })?;
+        let mut all = vec![engine_row];
+        all.extend(batches);
+        Ok(QueryResult::ready(text, schema, all))
     }
 
     /// `CREATE [OR REPLACE] TABLE t AS <query>`: run the query and load its rows.

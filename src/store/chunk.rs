@@ -4,13 +4,17 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow::buffer::BooleanBuffer;
+use arrow::compute::filter_record_batch;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
+
+use super::memory::Reservation;
 
 /// How one column is held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,9 +109,17 @@ fn has_order(data_type: &DataType) -> bool {
 #[derive(Debug)]
 pub struct Chunk {
     pub batch: RecordBatch,
+    /// Computed over every row of `batch`, deleted or not, so they stay valid
+    /// (if loose) bounds as rows are deleted.
     pub zone_maps: Vec<ZoneMap>,
     /// Bytes of memory this chunk's buffers occupy.
     pub bytes: u64,
+    /// Rows still visible (`true`) when some were deleted by propagated
+    /// changes; `None` when every row is live.
+    pub live: Option<BooleanBuffer>,
+    /// The node memory held for `batch`; shared by every version of the chunk
+    /// (a new delete mask reuses the batch) and given back with the last one.
+    pub(super) memory: Option<Arc<Reservation>>,
 }
 
 impl Chunk {
@@ -134,11 +146,54 @@ impl Chunk {
             batch,
             zone_maps,
             bytes,
+            live: None,
+            memory: None,
         })
     }
 
+    /// Visible rows.
     pub fn rows(&self) -> usize {
+        match &self.live {
+            Some(live) => live.count_set_bits(),
+            None => self.batch.num_rows(),
+        }
+    }
+
+    /// Rows held, visible or deleted (what the zone maps describe).
+    pub fn stored_rows(&self) -> usize {
         self.batch.num_rows()
+    }
+
+    /// The same rows with a new delete mask.
+    pub fn with_live(&self, live: BooleanBuffer) -> Chunk {
+        Chunk {
+            batch: self.batch.clone(),
+            zone_maps: self.zone_maps.clone(),
+            bytes: self.bytes,
+            live: Some(live),
+            memory: self.memory.clone(),
+        }
+    }
+
+    /// Visible rows of `batch.slice(offset, length)`, projected.
+    pub fn live_slice_projected(
+        &self,
+        offset: usize,
+        length: usize,
+        projection: Option<&[usize]>,
+    ) -> Result<RecordBatch, ArrowError> {
+        let slice = self.batch.slice(offset, length);
+        let slice = match projection {
+            Some(indices) => slice.project(indices)?,
+            None => slice,
+        };
+        match &self.live {
+            None => Ok(slice),
+            Some(live) => {
+                let mask = BooleanArray::new(live.slice(offset, length), None);
+                filter_record_batch(&slice, &mask)
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::StoreError;
 use super::chunk::{Chunk, ColumnEncoding, choose_encodings, logical_type, physical_schema};
-use super::memory::{NodeMemory, Reservation};
+use super::memory::NodeMemory;
 use super::placement::Partitioner;
 use super::table::{ColumnarTable, Partition};
 use crate::catalog::TableName;
@@ -36,7 +36,8 @@ struct PartitionBuilder {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     chunks: Vec<Arc<Chunk>>,
-    reservation: Reservation,
+    node_memory: Arc<NodeMemory>,
+    bytes: u64,
 }
 
 pub struct TableLoader {
@@ -98,7 +99,8 @@ impl TableLoader {
                 pending: Vec::new(),
                 pending_rows: 0,
                 chunks: Vec::new(),
-                reservation: nodes[node].reservation(),
+                node_memory: Arc::clone(&nodes[node]),
+                bytes: 0,
             })
             .collect();
         TableLoader {
@@ -173,7 +175,6 @@ impl TableLoader {
                 .map(|p| Partition {
                     node: p.node,
                     chunks: p.chunks,
-                    reservation: p.reservation,
                 })
                 .collect(),
         })
@@ -288,7 +289,7 @@ impl TableLoader {
         self.partitions
             .par_iter_mut()
             .try_for_each(|p| p.cut(chunk_rows, &encodings, &physical, name, rows_loaded))?;
-        self.progress.bytes = self.partitions.iter().map(|p| p.reservation.bytes()).sum();
+        self.progress.bytes = self.partitions.iter().map(|p| p.bytes).sum();
         Ok(())
     }
 }
@@ -319,17 +320,8 @@ impl PartitionBuilder {
             let pieces = self.take_front(size);
             let compact = compact(&pieces).map_err(arrow_error)?;
             let chunk = Chunk::build(compact, encodings, physical).map_err(arrow_error)?;
-            if let Err(free) = self.reservation.try_grow(chunk.bytes) {
-                let node = self.reservation.node();
-                return Err(StoreError::OutOfMemory {
-                    table: name.clone(),
-                    node: node.id,
-                    needed: chunk.bytes,
-                    free,
-                    budget: node.budget,
-                    rows_loaded,
-                });
-            }
+            let chunk = reserve(chunk, &self.node_memory, name, rows_loaded)?;
+            self.bytes += chunk.bytes;
             self.chunks.push(Arc::new(chunk));
         }
         Ok(())
@@ -365,11 +357,33 @@ impl PartitionBuilder {
     }
 }
 
+/// Hold node memory for a new chunk, or fail naming the node and what is free.
+pub(super) fn reserve(
+    mut chunk: Chunk,
+    node: &Arc<NodeMemory>,
+    name: &TableName,
+    rows_loaded: u64,
+) -> Result<Chunk, StoreError> {
+    let mut reservation = node.reservation();
+    if let Err(free) = reservation.try_grow(chunk.bytes) {
+        return Err(StoreError::OutOfMemory {
+            table: name.clone(),
+            node: node.id,
+            needed: chunk.bytes,
+            free,
+            budget: node.budget,
+            rows_loaded,
+        });
+    }
+    chunk.memory = Some(Arc::new(reservation));
+    Ok(chunk)
+}
+
 /// Copy pieces (often zero-copy slices of larger source batches) into one batch
 /// whose buffers hold exactly its rows, so a chunk never keeps a source buffer
 /// alive and its memory accounting is exact. `concat` would hand a single slice
 /// back uncopied.
-fn compact(pieces: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
+pub(super) fn compact(pieces: &[RecordBatch]) -> Result<RecordBatch, ArrowError> {
     let schema = pieces[0].schema();
     let rows: usize = pieces.iter().map(|b| b.num_rows()).sum();
     let columns = (0..schema.fields().len())

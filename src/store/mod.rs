@@ -3,7 +3,7 @@
 //! strings, and memory accounted per node.
 //!
 //! A loaded table is a [`ColumnarTable`]: an immutable snapshot. Nothing in it is
-//! ever mutated in place; a reload (and, later, a propagated change batch)
+//! ever mutated in place; a reload or a propagated change batch (`delta`)
 //! builds a new snapshot that shares unchanged chunks, and readers holding the old
 //! `Arc` keep a consistent view. This module knows nothing of SQL, DataFusion
 //! plans or Python; it must not reach into the catalog's registry, only use its
@@ -16,6 +16,7 @@
 //! ```
 
 mod chunk;
+mod delta;
 mod loader;
 mod memory;
 mod placement;
@@ -29,6 +30,7 @@ use crate::config::human_bytes;
 use crate::error::ErrorKind;
 
 pub use chunk::{Chunk, ColumnEncoding, ZoneMap};
+pub use delta::ChangeSet;
 pub use loader::{LoadProgress, TableLoader};
 pub use memory::{NodeMemory, Reservation};
 pub use placement::Partitioner;

@@ -6,15 +6,13 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 
 use super::chunk::{Chunk, ColumnEncoding};
-use super::memory::Reservation;
 use crate::catalog::TableName;
 
 /// The chunks of one partition and the memory they hold on its node.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Partition {
     pub node: usize,
     pub chunks: Vec<Arc<Chunk>>,
-    pub(super) reservation: Reservation,
 }
 
 impl Partition {
@@ -22,8 +20,9 @@ impl Partition {
         self.chunks.iter().map(|c| c.rows() as u64).sum()
     }
 
+    /// Node memory held by this partition's chunks.
     pub fn bytes(&self) -> u64 {
-        self.reservation.bytes()
+        self.chunks.iter().map(|c| c.bytes).sum()
     }
 }
 
@@ -79,6 +78,8 @@ impl ColumnarTable {
         // Bounds are exact only when every non-empty chunk had them.
         let mut exact = true;
         for chunk in chunks {
+            // Deleted rows leave the bounds loose.
+            exact &= chunk.live.is_none();
             let zone = &chunk.zone_maps[column];
             nulls += zone.null_count;
             match (&zone.min, &zone.max) {
@@ -96,7 +97,7 @@ impl ColumnarTable {
                         max = Some(hi.clone());
                     }
                 }
-                _ if zone.null_count as usize == chunk.rows() => {}
+                _ if zone.null_count as usize == chunk.stored_rows() => {}
                 _ => exact = false,
             }
         }

@@ -16,12 +16,24 @@ pub struct Db {
 
 impl Db {
     pub fn new(options: &[(&str, &str)]) -> Db {
+        Db::open(None, options)
+    }
+
+    /// An instance on a database file (`None`: in memory).
+    pub fn open(path: Option<&std::path::Path>, options: &[(&str, &str)]) -> Db {
         let mut all = vec![("threads", "2")];
         all.extend_from_slice(options);
         let config = EngineConfig::from_options(all.iter().copied()).unwrap();
-        let instance = Instance::open(config).unwrap();
+        let instance = Instance::open(config, path).unwrap();
         let session = instance.session().unwrap();
         Db { instance, session }
+    }
+
+    /// Run statements, expecting them to work.
+    pub fn exec(&self, text: &str) {
+        if let Err(e) = self.sql(text) {
+            panic!("{text}: {}", e.chain_message());
+        }
     }
 
     pub fn sql(&self, text: &str) -> lakewave::Result<Vec<RecordBatch>> {

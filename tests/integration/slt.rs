@@ -1,4 +1,7 @@
-//! Runs every `tests/sql/*.slt` file through a fresh instance.
+//! Runs every `tests/sql/*.slt` file through a fresh instance, twice: with
+//! offload ON (queries on loaded tables run in the cluster) and OFF (every
+//! query runs on the row store). The answers must be the same; records whose
+//! output names the engine (EXPLAIN) carry `onlyif offload_on|offload_off`.
 
 use std::path::Path;
 
@@ -80,11 +83,16 @@ fn sql_logic_tests() {
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
     let mut failures = Vec::new();
     for file in &files {
-        let mut runner = sqllogictest::Runner::new(|| async {
-            Ok(SltDb(Db::new(&[("nodes", "2"), ("chunk_rows", "4")])))
-        });
-        if let Err(error) = runner.run_file(file) {
-            failures.push(format!("{}: {error}", file.display()));
+        for mode in ["ON", "OFF"] {
+            let mut runner = sqllogictest::Runner::new(move || async move {
+                let db = Db::new(&[("nodes", "2"), ("chunk_rows", "4")]);
+                db.sql(&format!("SET use_secondary_engine = {mode}"))?;
+                Ok(SltDb(db))
+            });
+            runner.add_label(&format!("offload_{}", mode.to_ascii_lowercase()));
+            if let Err(error) = runner.run_file(file) {
+                failures.push(format!("{} (offload {mode}): {error}", file.display()));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

@@ -1,0 +1,276 @@
+//! `performance_schema`: HeatWave's status tables, built from live state on every
+//! lookup. Column names are lower case (DataFusion folds unquoted identifiers),
+//! so HeatWave's queries, written in upper case, work as they are.
+//!
+//! - `global_status(variable_name, variable_value)`
+//! - `rpd_table_id(id, name, schema_name, table_name)`
+//! - `rpd_tables(id, snapshot_scn, persisted_scn, pool_type, data_placement_type,
+//!   nrows, load_status, load_progress, size_bytes, stale_reason,
+//!   load_start_timestamp, load_end_timestamp)`
+//! - `rpd_nodes(id, status, memory_usage, memory_total, baserel_memory_usage,
+//!   num_partitions)`
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::MemTable;
+
+use super::schema::Sources;
+use crate::catalog::TableName;
+use crate::changes::LoadStatus;
+
+const TABLES: [&str; 4] = ["global_status", "rpd_nodes", "rpd_table_id", "rpd_tables"];
+
+#[derive(Debug)]
+pub struct PerformanceSchema {
+    sources: Sources,
+}
+
+impl PerformanceSchema {
+    pub fn new(sources: Sources) -> Self {
+        PerformanceSchema { sources }
+    }
+}
+
+/// One row of `rpd_tables` joined with `rpd_table_id`.
+#[derive(Debug, Clone)]
+pub struct TableRow {
+    pub id: i64,
+    pub name: TableName,
+    pub snapshot_scn: i64,
+    pub pool_type: &'static str,
+    pub placement: &'static str,
+    pub rows: i64,
+    pub load_status: &'static str,
+    pub size_bytes: i64,
+    pub stale_reason: Option<String>,
+    pub load_started: Option<SystemTime>,
+    pub load_finished: Option<SystemTime>,
+}
+
+/// Tables loaded straight into the cluster get ids above the row store's.
+const DIRECT_ID_BASE: i64 = 1 << 40;
+
+/// Every table that is (or was meant to be) in the cluster.
+pub fn table_rows(sources: &Sources) -> Vec<TableRow> {
+    let mut rows = Vec::new();
+    let statuses = sources.cluster.table_status();
+    let propagated = sources.propagator.tables();
+    for loaded in &propagated {
+        let status = statuses.iter().find(|s| s.name == loaded.name);
+        let (load_status, reason) = match &loaded.status {
+            LoadStatus::Available => ("AVAIL_RPDGSTABSTATE", None),
+            LoadStatus::Stale { reason, .. } => ("STALE_RPDGSTABSTATE", Some(reason.clone())),
+        };
+        rows.push(TableRow {
+            id: loaded.id,
+            name: loaded.name.clone(),
+            snapshot_scn: loaded.scn,
+            pool_type: "RAPID_LOAD_POOL_TRANSACTIONAL",
+            placement: "PrimaryKey",
+            rows: status.map(|s| s.rows as i64).unwrap_or(0),
+            load_status,
+            size_bytes: status.map(|s| s.bytes as i64).unwrap_or(0),
+            stale_reason: reason,
+            load_started: Some(loaded.load_started),
+            load_finished: Some(loaded.load_finished),
+        });
+    }
+    for (index, status) in statuses
+        .iter()
+        .filter(|s| !propagated.iter().any(|p| p.name == s.name))
+        .enumerate()
+    {
+        let keyed = sources
+            .cluster
+            .catalog()
+            .table(&status.name)
+            .is_some_and(|d| !matches!(d.placement, crate::catalog::Placement::RoundRobin));
+        rows.push(TableRow {
+            id: DIRECT_ID_BASE + index as i64,
+            name: status.name.clone(),
+            snapshot_scn: status.version as i64,
+            pool_type: "RAPID_LOAD_POOL_SNAPSHOT",
+            placement: if keyed { "PrimaryKey" } else { "RoundRobin" },
+            rows: status.rows as i64,
+            load_status: "AVAIL_RPDGSTABSTATE",
+            size_bytes: status.bytes as i64,
+            stale_reason: None,
+            load_started: None,
+            load_finished: None,
+        });
+    }
+    rows.sort_by_key(|r| r.id);
+    rows
+}
+
+fn micros(t: Option<SystemTime>) -> Option<i64> {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_micros() as i64)
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(values.collect::<StringArray>())
+}
+
+impl PerformanceSchema {
+    fn build(&self, name: &str) -> Option<(SchemaRef, Vec<ArrayRef>)> {
+        let text = |n: &str| Field::new(n, DataType::Utf8, true);
+        let int = |n: &str| Field::new(n, DataType::Int64, true);
+        match name {
+            "global_status" => {
+                let stats = self.sources.propagator.stats();
+                let on_off = |b: bool| if b { "ON" } else { "OFF" };
+                let vars: Vec<(&str, String)> = vec![
+                    (
+                        "rapid_change_propagation_status",
+                        on_off(self.sources.propagator.is_running()).into(),
+                    ),
+                    ("rapid_service_status", "ON".into()),
+                    ("rapid_cluster_status", "ON".into()),
+                    (
+                        "rapid_cluster_nodes",
+                        self.sources.cluster.node_status().len().to_string(),
+                    ),
+                    ("rapid_change_propagation_batches", stats.batches.to_string()),
+                    (
+                        "rapid_change_propagation_changes",
+                        stats.changed_keys.to_string(),
+                    ),
+                    ("rapid_change_propagation_scn", stats.applied_seq.to_string()),
+                ];
+                Some((
+                    Arc::new(Schema::new(vec![text("variable_name"), text("variable_value")])),
+                    vec![
+                        strings(vars.iter().map(|(k, _)| Some(*k))),
+                        strings(vars.iter().map(|(_, v)| Some(v.as_str()))),
+                    ],
+                ))
+            }
+            "rpd_nodes" => {
+                let nodes = self.sources.cluster.node_status();
+                Some((
+                    Arc::new(Schema::new(vec![
+                        int("id"),
+                        text("status"),
+                        int("memory_usage"),
+                        int("memory_total"),
+                        int("baserel_memory_usage"),
+                        int("num_partitions"),
+                    ])),
+                    vec![
+                        Arc::new(Int64Array::from_iter_values(nodes.iter().map(|n| n.id as i64))),
+                        strings(nodes.iter().map(|_| Some("AVAIL_RNSTATE"))),
+                        Arc::new(Int64Array::from_iter_values(nodes.iter().map(|n| n.used as i64))),
+                        Arc::new(Int64Array::from_iter_values(
+                            nodes.iter().map(|n| n.budget as i64),
+                        )),
+                        Arc::new(Int64Array::from_iter_values(nodes.iter().map(|n| n.used as i64))),
+                        Arc::new(Int64Array::from_iter_values(
+                            nodes.iter().map(|n| n.partitions as i64),
+                        )),
+                    ],
+                ))
+            }
+            "rpd_table_id" => {
+                let rows = table_rows(&self.sources);
+                let names: Vec<String> = rows.iter().map(|r| r.name.to_string()).collect();
+                Some((
+                    Arc::new(Schema::new(vec![
+                        int("id"),
+                        text("name"),
+                        text("schema_name"),
+                        text("table_name"),
+                    ])),
+                    vec![
+                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.id))),
+                        strings(names.iter().map(|n| Some(n.as_str()))),
+                        strings(rows.iter().map(|r| Some(r.name.database.as_str()))),
+                        strings(rows.iter().map(|r| Some(r.name.table.as_str()))),
+                    ],
+                ))
+            }
+            "rpd_tables" => {
+                let rows = table_rows(&self.sources);
+                let timestamp = |n: &str| {
+                    Field::new(
+                        n,
+                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                        true,
+                    )
+                };
+                Some((
+                    Arc::new(Schema::new(vec![
+                        int("id"),
+                        int("snapshot_scn"),
+                        int("persisted_scn"),
+                        text("pool_type"),
+                        text("data_placement_type"),
+                        int("nrows"),
+                        text("load_status"),
+                        Field::new("load_progress", DataType::Float64, true),
+                        int("size_bytes"),
+                        text("stale_reason"),
+                        timestamp("load_start_timestamp"),
+                        timestamp("load_end_timestamp"),
+                    ])),
+                    vec![
+                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.id))),
+                        Arc::new(Int64Array::from_iter_values(
+                            rows.iter().map(|r| r.snapshot_scn),
+                        )),
+                        Arc::new(Int64Array::from_iter_values(
+                            rows.iter().map(|r| r.snapshot_scn),
+                        )),
+                        strings(rows.iter().map(|r| Some(r.pool_type))),
+                        strings(rows.iter().map(|r| Some(r.placement))),
+                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.rows))),
+                        strings(rows.iter().map(|r| Some(r.load_status))),
+                        Arc::new(Float64Array::from_iter_values(rows.iter().map(|_| 100.0))),
+                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.size_bytes))),
+                        strings(rows.iter().map(|r| r.stale_reason.as_deref())),
+                        Arc::new(
+                            rows.iter()
+                                .map(|r| micros(r.load_started))
+                                .collect::<TimestampMicrosecondArray>()
+                                .with_timezone("UTC"),
+                        ),
+                        Arc::new(
+                            rows.iter()
+                                .map(|r| micros(r.load_finished))
+                                .collect::<TimestampMicrosecondArray>()
+                                .with_timezone("UTC"),
+                        ),
+                    ],
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PerformanceSchema {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(|t| t.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        let Some((schema, columns)) = self.build(name) else {
+            return Ok(None);
+        };
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name)
+    }
+}

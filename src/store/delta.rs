@@ -1,0 +1,321 @@
+//! Applying a batch of propagated changes to a table: the rows of every changed
+//! key are marked deleted (a new delete mask on a shared batch), and the current
+//! rows of those keys are appended as new chunks. The result is a new snapshot;
+//! the old one is untouched, so a query sees the table before or after the
+//! batch, never in between.
+//!
+//! Chunks that lose more than half their rows are rewritten without them, and
+//! many small appended chunks are merged, so a long stream of small batches
+//! does not degrade scans.
+
+use std::sync::Arc;
+
+use ahash::AHashSet;
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::buffer::BooleanBuffer;
+use arrow::compute::{cast, concat_batches};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use rayon::prelude::*;
+
+use super::chunk::Chunk;
+use super::loader::{compact, reserve};
+use super::memory::NodeMemory;
+use super::placement::Partitioner;
+use super::table::{ColumnarTable, Partition};
+use super::StoreError;
+
+/// Merge small chunks once a partition has this many.
+const SMALL_CHUNKS_BEFORE_MERGE: usize = 8;
+
+/// One propagated batch for one table.
+pub struct ChangeSet<'a> {
+    /// Every key inserted, updated or deleted: the key columns only, in the
+    /// order of the table's key (its placement columns), logical types.
+    pub keys: &'a RecordBatch,
+    /// The current rows of those keys (the ones that still exist), full rows in
+    /// the table's logical schema.
+    pub rows: &'a [RecordBatch],
+}
+
+impl ColumnarTable {
+    /// A new snapshot with `changes` applied. Fails whole (out of memory, bad
+    /// data), leaving this snapshot as it is.
+    pub fn apply_changes(
+        &self,
+        changes: &ChangeSet<'_>,
+        nodes: &[Arc<NodeMemory>],
+        chunk_rows: usize,
+    ) -> Result<ColumnarTable, StoreError> {
+        let arrow_error = |source| StoreError::Arrow {
+            table: self.name.clone(),
+            source,
+        };
+        if self.placement.is_empty() {
+            return Err(StoreError::InvalidData {
+                table: self.name.clone(),
+                column: None,
+                reason: "changes need a keyed table (it was loaded without a primary key)".into(),
+            });
+        }
+        let partitions = self.partitions.len();
+        let key_fields: Vec<SortField> = self
+            .placement
+            .iter()
+            .map(|&c| SortField::new(self.logical_schema.field(c).data_type().clone()))
+            .collect();
+        let converter = RowConverter::new(key_fields).map_err(arrow_error)?;
+
+        // The changed keys of each partition, and their range on the first key
+        // column, to skip chunks whose zone maps exclude them all.
+        let key_partitioner = Partitioner::Hash {
+            columns: (0..self.placement.len()).collect(),
+            partitions,
+        };
+        let mut keys: Vec<AHashSet<Box<[u8]>>> = vec![AHashSet::new(); partitions];
+        let mut ranges: Vec<Option<(ScalarValue, ScalarValue)>> = vec![None; partitions];
+        if changes.keys.num_rows() > 0 {
+            let assignment = key_partitioner.assign(changes.keys).map_err(arrow_error)?;
+            let rows = converter
+                .convert_columns(changes.keys.columns())
+                .map_err(arrow_error)?;
+            let first = changes.keys.column(0);
+            for (i, &p) in assignment.iter().enumerate() {
+                keys[p].insert(rows.row(i).as_ref().into());
+                let value = ScalarValue::try_from_array(first, i).map_err(|e| {
+                    StoreError::InvalidData {
+                        table: self.name.clone(),
+                        column: None,
+                        reason: e.to_string(),
+                    }
+                })?;
+                ranges[p] = Some(match ranges[p].take() {
+                    None => (value.clone(), value),
+                    Some((lo, hi)) => (
+                        if value < lo { value.clone() } else { lo },
+                        if value > hi { value } else { hi },
+                    ),
+                });
+            }
+        }
+
+        // The new rows of each partition.
+        let row_partitioner = Partitioner::Hash {
+            columns: self.placement.clone(),
+            partitions,
+        };
+        let mut appended: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+        for batch in changes.rows {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let batch = self.to_logical(batch)?;
+            for (p, piece) in row_partitioner.split(&batch, 0).map_err(arrow_error)? {
+                appended[p].push(piece);
+            }
+        }
+
+        let rebuilt: Vec<Partition> = self
+            .partitions
+            .par_iter()
+            .zip(appended.into_par_iter())
+            .enumerate()
+            .map(|(p, (partition, appended))| {
+                self.apply_to_partition(
+                    partition,
+                    &keys[p],
+                    ranges[p].as_ref(),
+                    appended,
+                    &converter,
+                    &nodes[partition.node],
+                    chunk_rows,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ColumnarTable {
+            name: self.name.clone(),
+            version: self.version + 1,
+            logical_schema: Arc::clone(&self.logical_schema),
+            physical_schema: Arc::clone(&self.physical_schema),
+            encodings: self.encodings.clone(),
+            placement: self.placement.clone(),
+            partitions: rebuilt,
+        })
+    }
+
+    /// Check incoming rows against the table's logical schema.
+    fn to_logical(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+        if batch.num_columns() != self.logical_schema.fields().len() {
+            return Err(StoreError::InvalidData {
+                table: self.name.clone(),
+                column: None,
+                reason: format!(
+                    "changed rows have {} columns where the table has {}",
+                    batch.num_columns(),
+                    self.logical_schema.fields().len()
+                ),
+            });
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.logical_schema.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(Arc::clone(column))
+                } else {
+                    cast(column, field.data_type()).map_err(|e| StoreError::InvalidData {
+                        table: self.name.clone(),
+                        column: Some(field.name().clone()),
+                        reason: e.to_string(),
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(Arc::clone(&self.logical_schema), columns).map_err(|source| {
+            StoreError::Arrow {
+                table: self.name.clone(),
+                source,
+            }
+        })
+    }
+
+    /// The visible rows of a chunk in logical types.
+    fn decode(&self, chunk: &Chunk) -> Result<RecordBatch, StoreError> {
+        let arrow_error = |source| StoreError::Arrow {
+            table: self.name.clone(),
+            source,
+        };
+        let live = chunk
+            .live_slice_projected(0, chunk.stored_rows(), None)
+            .map_err(arrow_error)?;
+        let columns = live
+            .columns()
+            .iter()
+            .zip(self.logical_schema.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(Arc::clone(column))
+                } else {
+                    cast(column, field.data_type())
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()
+            .map_err(arrow_error)?;
+        RecordBatch::try_new(Arc::clone(&self.logical_schema), columns).map_err(arrow_error)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_to_partition(
+        &self,
+        partition: &Partition,
+        keys: &AHashSet<Box<[u8]>>,
+        range: Option<&(ScalarValue, ScalarValue)>,
+        mut appended: Vec<RecordBatch>,
+        converter: &RowConverter,
+        node: &Arc<NodeMemory>,
+        chunk_rows: usize,
+    ) -> Result<Partition, StoreError> {
+        let arrow_error = |source| StoreError::Arrow {
+            table: self.name.clone(),
+            source,
+        };
+        if keys.is_empty() && appended.is_empty() {
+            return Ok(Partition {
+                node: partition.node,
+                chunks: partition.chunks.clone(),
+            });
+        }
+        let first_key = self.placement[0];
+        let mut chunks: Vec<Arc<Chunk>> = Vec::with_capacity(partition.chunks.len() + 1);
+        for chunk in &partition.chunks {
+            let zone = &chunk.zone_maps[first_key];
+            let may_hold = match (range, &zone.min, &zone.max) {
+                (None, _, _) => false,
+                (Some((lo, hi)), Some(min), Some(max)) => !(hi < min || lo > max),
+                _ => true,
+            };
+            if !may_hold {
+                chunks.push(Arc::clone(chunk));
+                continue;
+            }
+            let key_arrays = self
+                .placement
+                .iter()
+                .map(|&c| {
+                    let field = self.logical_schema.field(c);
+                    let column = chunk.batch.column(c);
+                    if column.data_type() == field.data_type() {
+                        Ok(Arc::clone(column))
+                    } else {
+                        cast(column, field.data_type())
+                    }
+                })
+                .collect::<Result<Vec<ArrayRef>, _>>()
+                .map_err(arrow_error)?;
+            let rows = converter.convert_columns(&key_arrays).map_err(arrow_error)?;
+            let stored = chunk.stored_rows();
+            let mut live: Vec<bool> = match &chunk.live {
+                Some(mask) => mask.iter().collect(),
+                None => vec![true; stored],
+            };
+            let mut deleted = 0;
+            for (i, alive) in live.iter_mut().enumerate() {
+                if *alive && keys.contains(rows.row(i).as_ref()) {
+                    *alive = false;
+                    deleted += 1;
+                }
+            }
+            if deleted == 0 {
+                chunks.push(Arc::clone(chunk));
+                continue;
+            }
+            let remaining = chunk.rows() - deleted;
+            let mask = BooleanBuffer::from(live);
+            if remaining == 0 {
+                continue;
+            }
+            if remaining * 2 < stored {
+                // Mostly deleted: carry the survivors over with the new rows.
+                let survivors = self.decode(&chunk.with_live(mask))?;
+                appended.push(survivors);
+                continue;
+            }
+            chunks.push(Arc::new(chunk.with_live(mask)));
+        }
+        // Fold small chunks into the appended rows once they pile up.
+        let small = chunks
+            .iter()
+            .filter(|c| c.stored_rows() < chunk_rows / 4)
+            .count();
+        if small >= SMALL_CHUNKS_BEFORE_MERGE {
+            let mut kept = Vec::with_capacity(chunks.len());
+            for chunk in chunks {
+                if chunk.stored_rows() < chunk_rows / 4 {
+                    appended.push(self.decode(&chunk)?);
+                } else {
+                    kept.push(chunk);
+                }
+            }
+            chunks = kept;
+        }
+        appended.retain(|b| b.num_rows() > 0);
+        if !appended.is_empty() {
+            let all = concat_batches(&self.logical_schema, &appended).map_err(arrow_error)?;
+            let mut offset = 0;
+            while offset < all.num_rows() {
+                let length = chunk_rows.min(all.num_rows() - offset);
+                let piece = compact(&[all.slice(offset, length)]).map_err(arrow_error)?;
+                let chunk = Chunk::build(piece, &self.encodings, &self.physical_schema)
+                    .map_err(arrow_error)?;
+                chunks.push(Arc::new(reserve(chunk, node, &self.name, 0)?));
+                offset += length;
+            }
+        }
+        Ok(Partition {
+            node: partition.node,
+            chunks,
+        })
+    }
+}
+
