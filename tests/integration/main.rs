@@ -3,5 +3,6 @@
 
 mod common;
 mod load;
+mod rowstore;
 mod slt;
 mod sql;

@@ -36,8 +36,8 @@ fn errors_are_classified_and_name_the_statement() {
     assert_eq!(e.kind(), ErrorKind::NotSupported);
     assert!(e.to_string().contains("orders"), "{e}");
 
-    let e = error_of(&db, "CREATE TABLE x (a INT)");
-    assert_eq!(e.kind(), ErrorKind::NotSupported);
+    let e = error_of(&db, "CREATE TABLE orders (a INT)");
+    assert_eq!(e.kind(), ErrorKind::TableExists);
 
     let e = error_of(&db, "DROP TABLE nothing_here");
     assert_eq!(e.kind(), ErrorKind::TableNotFound);
