@@ -12,7 +12,7 @@ over loaded tables, driven from Python and returning Arrow.
 """
 
 from lakewave._internal import __version__
-from lakewave.connection import Connection, TableInfo, connect
+from lakewave.connection import Connection, LoadedTable, TableInfo, connect
 from lakewave.cursor import Cursor, apilevel, paramstyle, threadsafety
 from lakewave.exceptions import (
     CatalogError,
@@ -35,6 +35,7 @@ from lakewave.exceptions import (
 from lakewave.result import Result
 
 __all__ = [
+    "LoadedTable",
     "CatalogError",
     "ColumnNotFoundError",
     "Connection",

@@ -15,6 +15,22 @@ if TYPE_CHECKING:
     from lakewave.cursor import Cursor
 
 
+class LoadedTable(TypedDict):
+    """A row of HeatWave's ``performance_schema.rpd_tables`` joined with
+    ``rpd_table_id``, as :meth:`Connection.loaded_tables` reports it."""
+
+    id: int
+    name: str
+    schema_name: str
+    table_name: str
+    pool_type: str
+    load_status: str
+    snapshot_scn: int
+    nrows: int
+    size_bytes: int
+    stale_reason: str | None
+
+
 class TableInfo(TypedDict):
     """What :meth:`Connection.load` and :meth:`Connection.tables` report."""
 
@@ -29,15 +45,20 @@ class TableInfo(TypedDict):
 
 
 def connect(
+    path: str | os.PathLike[str] | None = None,
     *,
     nodes: int | None = None,
     memory_per_node: int | str | None = None,
     threads: int | None = None,
     config: Mapping[str, object] | None = None,
 ) -> Connection:
-    """Start an in-process lakewave instance and connect to it.
+    """Open an in-process lakewave instance and connect to it.
 
     Args:
+        path: The DB system's database file (SQLite, created if missing).
+            Tables loaded into the cluster when it was last open are loaded
+            again, and propagation resumes. ``None`` (the default) makes a
+            private in-memory database that disappears with the instance.
         nodes: Number of cluster nodes (default 1). Tables are spread over them.
         memory_per_node: How much each node may hold, as bytes or a size such
             as ``"4GiB"`` (default: half the machine's memory split over nodes).
@@ -45,7 +66,10 @@ def connect(
         config: Further options, as strings or numbers: ``partitions_per_node``,
             ``query_memory`` (memory for joins, sorts and aggregates before they
             spill), ``chunk_rows``, ``batch_rows``, ``dictionary_max_ratio``,
-            ``spill_dir``. Unknown keys raise :class:`InterfaceError`.
+            ``spill_dir``, ``propagation_interval`` (default ``200ms``),
+            ``propagation_batch_bytes`` (default ``64MB``) and
+            ``read_your_writes`` (default ``true``). Unknown keys raise
+            :class:`InterfaceError`.
 
     >>> import lakewave as lw
     >>> db = lw.connect(nodes=2, memory_per_node="1GiB")
@@ -58,7 +82,8 @@ def connect(
     for key, value in (("nodes", nodes), ("memory_per_node", memory_per_node), ("threads", threads)):
         if value is not None:
             options[key] = str(value)
-    return Connection(_internal.Connection(options))
+    file = os.fspath(path) if path is not None else None
+    return Connection(_internal.Connection(file, options))
 
 
 class Connection:
@@ -85,9 +110,22 @@ class Connection:
 
         Queries are planned now and run when the result is read. ``params``
         bind ``$1``, ``$2``, ... placeholders (and ``?`` in order).
-        ``CREATE [OR REPLACE] TABLE t AS SELECT ...`` loads the query's rows into
-        the cluster; ``DROP TABLE t`` unloads it; ``EXPLAIN`` shows the plan and
-        the chunks that zone maps pruned.
+        ``CREATE TABLE t (...)``, ``INSERT``, ``UPDATE``, ``DELETE``,
+        ``REPLACE``, ``BEGIN``/``COMMIT``/``ROLLBACK`` work on the row store;
+        ``ALTER TABLE t SECONDARY_LOAD`` loads a table into the cluster and
+        keeps it current; ``SET use_secondary_engine = ON | OFF | FORCED``
+        chooses where SELECTs run. ``CREATE [OR REPLACE] TABLE t AS SELECT ...``
+        loads the query's rows straight into the cluster (a read-only snapshot
+        table). ``EXPLAIN`` says which engine runs the statement and why.
+
+        >>> import lakewave as lw
+        >>> db = lw.connect()
+        >>> _ = db.sql("CREATE TABLE t (id INT PRIMARY KEY, v DECIMAL(8,2))")
+        >>> db.sql("INSERT INTO t VALUES (1, 2.50), (2, 4.00)").fetchone()
+        (2,)
+        >>> _ = db.sql("ALTER TABLE t SECONDARY_LOAD")
+        >>> db.sql("SELECT sum(v) FROM t").fetchone()
+        (Decimal('6.50'),)
         """
         return Result(self._inner.sql(query, list(params) if params is not None else None))
 
@@ -138,6 +176,61 @@ class Connection:
         finally:
             close()
 
+    def insert(self, table: str, source: Any, *, mode: str = "insert") -> int:
+        """Insert rows from any Arrow producer into a row-store table, in one
+        transaction; columns are matched by name and converted to the table's
+        types. Returns the number of rows written.
+
+        Args:
+            table: ``table`` or ``database.table`` (made by ``CREATE TABLE``).
+            source: a pyarrow Table or RecordBatchReader, a polars or pandas
+                DataFrame, anything with ``__arrow_c_stream__``.
+            mode: ``"insert"`` (a duplicate key is an :class:`IntegrityError`),
+                ``"replace"`` (MySQL's REPLACE) or ``"ignore"`` (INSERT IGNORE).
+
+        >>> import lakewave as lw, pyarrow as pa
+        >>> db = lw.connect()
+        >>> _ = db.sql("CREATE TABLE t (id INT PRIMARY KEY, name TEXT)")
+        >>> db.insert("t", pa.table({"id": [1, 2], "name": ["a", "b"]}))
+        2
+        """
+        data, _ = _arrow_source(source)
+        return int(self._inner.insert_arrow(table, data, mode))
+
+    def loaded_tables(self) -> list[LoadedTable]:
+        """Every table in the cluster with its HeatWave status: POOL_TYPE
+        (TRANSACTIONAL when changes propagate to it, SNAPSHOT for tables
+        loaded straight into the cluster), LOAD_STATUS (``AVAIL_RPDGSTABSTATE``
+        or ``STALE_RPDGSTABSTATE`` with a ``stale_reason``), SNAPSHOT_SCN and
+        NROWS, as ``performance_schema.rpd_tables`` shows them."""
+        return list(self._inner.loaded_tables())
+
+    def reload(self, table: str) -> None:
+        """Reload a row-store table into the cluster from its current rows
+        (what ``SECONDARY_UNLOAD`` + ``SECONDARY_LOAD`` do), e.g. after it
+        became stale."""
+        self.sql(f"ALTER TABLE {table} SECONDARY_UNLOAD; ALTER TABLE {table} SECONDARY_LOAD")
+
+    def sync(self) -> None:
+        """Propagate every committed change to the cluster now (queries that
+        are offloaded already do this for the tables they read)."""
+        self._inner.sync()
+
+    @property
+    def path(self) -> str | None:
+        """The database file, or ``None`` for an in-memory database."""
+        return self._inner.path()
+
+    @property
+    def use_secondary_engine(self) -> str:
+        """This connection's offload mode: ``"ON"``, ``"OFF"`` or ``"FORCED"``."""
+        return self._inner.offload_mode()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a ``BEGIN`` is open on this connection."""
+        return bool(self._inner.in_transaction())
+
     def tables(self) -> list[TableInfo]:
         """The tables loaded in the cluster."""
         return list(self._inner.tables())
@@ -158,10 +251,15 @@ class Connection:
         return Cursor(self)
 
     def commit(self) -> None:
-        """DB-API: statements take effect as they run, so there is nothing to commit."""
+        """DB-API: commit the transaction opened with ``BEGIN`` (if any);
+        outside one, every statement commits as it runs (autocommit)."""
+        if self.in_transaction:
+            self.sql("COMMIT")
 
     def rollback(self) -> None:
-        """DB-API: there is never an open transaction to roll back."""
+        """DB-API: roll back the transaction opened with ``BEGIN`` (if any)."""
+        if self.in_transaction:
+            self.sql("ROLLBACK")
 
     def close(self) -> None:
         """DB-API: the instance is freed when its last connection is garbage collected."""

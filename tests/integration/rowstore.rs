@@ -286,3 +286,39 @@ fn a_batch_that_cannot_be_applied_marks_the_table_stale_until_reloaded() {
     assert!(engine(&db, "SELECT count(*) FROM orders").contains("cluster"));
     assert_eq!(db.rows("SELECT amount FROM orders WHERE order_id = 1"), vec!["12.00"]);
 }
+
+#[test]
+fn a_full_disk_or_a_read_only_file_is_an_operational_error_that_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small.db");
+    {
+        let db = Db::open(Some(&path), &[]);
+        shop(&db);
+        // SQLite's page limit stands in for a full disk.
+        let pages: i64 = db
+            .session
+            .connection()
+            .read(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)))
+            .unwrap();
+        db.session
+            .connection()
+            .read(|c| c.pragma_update(None, "max_page_count", pages + 1))
+            .unwrap();
+        let values: Vec<String> = (100..3000)
+            .map(|i| format!("({i}, 'p{i}', 1.00, NULL, NULL, NULL, '{}')", "z".repeat(200)))
+            .collect();
+        let error = db
+            .sql(&format!("INSERT INTO orders VALUES {}", values.join(", ")))
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Operational, "{}", error.chain_message());
+        assert!(error.to_string().contains("disk is full"), "{error}");
+        assert_eq!(db.rows("SELECT count(*) FROM orders"), vec!["3"]);
+    }
+    let uri = format!("file:{}?mode=ro", path.display());
+    let db = Db::open(Some(std::path::Path::new(&uri)), &[]);
+    assert_eq!(db.rows("SELECT count(*) FROM orders"), vec!["3"]);
+    let error = db.sql("DELETE FROM orders").unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Operational, "{}", error.chain_message());
+    assert!(error.to_string().contains("read-only"), "{error}");
+    assert_eq!(db.rows("SELECT count(*) FROM orders"), vec!["3"]);
+}
