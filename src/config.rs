@@ -151,15 +151,11 @@ impl EngineConfig {
                     config.dictionary_max_ratio = ratio;
                 }
                 "spill_dir" => config.spill_dir = Some(value.to_string()),
-                "propagation_interval" => {
-                    config.propagation.interval = parse_duration(key, value)?
-                }
+                "propagation_interval" => config.propagation.interval = parse_duration(key, value)?,
                 "propagation_batch_bytes" => {
                     config.propagation.max_pending_bytes = parse_bytes(key, value)?
                 }
-                "read_your_writes" => {
-                    config.propagation.read_your_writes = parse_bool(key, value)?
-                }
+                "read_your_writes" => config.propagation.read_your_writes = parse_bool(key, value)?,
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.to_string(),
@@ -214,7 +210,11 @@ pub fn parse_duration(key: &str, value: &str) -> Result<std::time::Duration, Con
     };
     match number.trim().parse::<f64>() {
         Ok(n) if n > 0.0 && n.is_finite() => Ok(std::time::Duration::from_secs_f64(n * scale)),
-        _ => Err(invalid(key, value, "expected a duration such as 200ms or 1.5s")),
+        _ => Err(invalid(
+            key,
+            value,
+            "expected a duration such as 200ms or 1.5s",
+        )),
     }
 }
 

@@ -98,6 +98,10 @@ pub struct Propagator {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// One table's part of a cycle: its definition, the changed keys and the
+/// current rows of those keys.
+type TableChanges = (Arc<RowTable>, RecordBatch, Vec<RecordBatch>);
+
 /// Prune the log after this many applied changes (or once a second).
 const PRUNE_EVERY: i64 = 50_000;
 /// Retry an out-of-memory reload at most this often.
@@ -133,8 +137,13 @@ impl Propagator {
         });
         {
             let conn = propagator.work.lock();
-            let seq = rowstore::log::last_seq(&conn)
-                .map_err(|e| RowStoreError::sqlite(&TableName::new("", "_lw_changes"), "reading the change log", e))?;
+            let seq = rowstore::log::last_seq(&conn).map_err(|e| {
+                RowStoreError::sqlite(
+                    &TableName::new("", "_lw_changes"),
+                    "reading the change log",
+                    e,
+                )
+            })?;
             propagator.state.lock().applied_seq = seq;
         }
         for table in db.tables().into_iter().filter(|t| t.loaded) {
@@ -253,7 +262,10 @@ impl Propagator {
             changes_applied: 0,
             batches_applied: 0,
         };
-        self.state.lock().tables.insert(name.clone(), loaded.clone());
+        self.state
+            .lock()
+            .tables
+            .insert(name.clone(), loaded.clone());
         Ok(loaded)
     }
 
@@ -338,10 +350,8 @@ impl Propagator {
                 break;
             }
             last_cycle = Instant::now();
-            let had_changes = match self.cycle_counting() {
-                Ok(changed) => changed,
-                Err(_) => false,
-            };
+            // A failing cycle is retried at the next wake-up.
+            let had_changes = self.cycle_counting().unwrap_or_default();
             if !had_changes {
                 self.retry_out_of_memory();
             }
@@ -371,7 +381,7 @@ impl Propagator {
         }
         self.pending_bytes.store(0, Ordering::Release);
         conn.execute_batch("BEGIN").map_err(log_error)?;
-        let read = (|| -> Result<(i64, Vec<(Arc<RowTable>, RecordBatch, Vec<RecordBatch>)>)> {
+        let read = (|| -> Result<(i64, Vec<TableChanges>)> {
             // Re-read inside the snapshot: the log and the rows must agree.
             let upto = rowstore::log::last_seq(&conn).map_err(log_error)?;
             let ids = rowstore::log::changed_tables(&conn, applied, upto).map_err(log_error)?;
@@ -389,12 +399,11 @@ impl Propagator {
                 if !available {
                     continue;
                 }
-                let read = rowstore::log::changed_keys(&conn, &table, applied, upto).and_then(
-                    |keys| {
+                let read =
+                    rowstore::log::changed_keys(&conn, &table, applied, upto).and_then(|keys| {
                         rowstore::log::changed_rows(&conn, &table, applied, upto, 65_536)
                             .map(|rows| (keys, rows))
-                    },
-                );
+                    });
                 match read {
                     Ok((keys, rows)) => work.push((table, keys, rows)),
                     Err(e) => self.mark_stale(&table, &e.into()),

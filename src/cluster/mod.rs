@@ -19,9 +19,7 @@ use crate::cancel::Cancel;
 use crate::catalog::{Catalog, Placement, TableDef, TableName};
 use crate::config::EngineConfig;
 use crate::error::Result;
-use crate::store::{
-    ChangeSet, ColumnarTable, LoadProgress, NodeMemory, StoreError, TableLoader,
-};
+use crate::store::{ChangeSet, ColumnarTable, LoadProgress, NodeMemory, StoreError, TableLoader};
 
 /// Batches handed to the loader at once: enough to keep every core busy.
 const GROUP_ROWS: usize = 1 << 20;

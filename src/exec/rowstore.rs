@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use futures::StreamExt;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, ScalarValue, Statistics};
@@ -23,6 +22,7 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
     PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream, StatisticsArgs,
 };
+use futures::StreamExt;
 use rusqlite::types::Value;
 
 use crate::rowstore::{self, DbConnection, ROWID_COLUMN, RowTable, SqlType, quote};
@@ -52,7 +52,11 @@ impl RowStoreTableProvider {
     ) -> Self {
         let mut fields: Vec<Field> = Vec::new();
         if with_rowid {
-            fields.push(Field::new(ROWID_COLUMN, arrow::datatypes::DataType::Int64, false));
+            fields.push(Field::new(
+                ROWID_COLUMN,
+                arrow::datatypes::DataType::Int64,
+                false,
+            ));
         }
         fields.extend(table.schema().fields().iter().map(|f| f.as_ref().clone()));
         RowStoreTableProvider {
@@ -96,7 +100,9 @@ impl RowStoreTableProvider {
         let index = self.table.column_index(&column.name)?;
         let sql_type = &self.table.columns[index].sql_type;
         let value = match (sql_type, literal) {
-            (SqlType::Int | SqlType::BigInt, ScalarValue::Int8(Some(v))) => Value::Integer(*v as i64),
+            (SqlType::Int | SqlType::BigInt, ScalarValue::Int8(Some(v))) => {
+                Value::Integer(*v as i64)
+            }
             (SqlType::Int | SqlType::BigInt, ScalarValue::Int16(Some(v))) => {
                 Value::Integer(*v as i64)
             }
@@ -279,10 +285,12 @@ impl ExecutionPlan for RowStoreScanExec {
             .map_err(|e| DataFusionError::External(Box::new(e)))
         };
         let stream = futures::stream::once(read)
-            .map(|result: Result<Vec<arrow::array::RecordBatch>>| match result {
-                Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).left_stream(),
-                Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
-            })
+            .map(
+                |result: Result<Vec<arrow::array::RecordBatch>>| match result {
+                    Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).left_stream(),
+                    Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
+                },
+            )
             .flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }

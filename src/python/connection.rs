@@ -76,7 +76,11 @@ fn status_dict<'py>(py: Python<'py>, status: &TableStatus) -> PyResult<Bound<'py
 impl Connection {
     #[new]
     #[pyo3(signature = (path, options))]
-    fn new(py: Python<'_>, path: Option<String>, options: HashMap<String, String>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        path: Option<String>,
+        options: HashMap<String, String>,
+    ) -> PyResult<Self> {
         let config =
             EngineConfig::from_options(options.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .map_err(|e| to_pyerr(e.into()))?;
@@ -174,7 +178,13 @@ impl Connection {
 
     /// Insert rows from any Arrow producer into a row-store table (columns by
     /// name). `mode` is "insert", "replace" or "ignore".
-    fn insert_arrow(&self, py: Python<'_>, name: &str, data: AnyRecordBatch, mode: &str) -> PyResult<u64> {
+    fn insert_arrow(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        data: AnyRecordBatch,
+        mode: &str,
+    ) -> PyResult<u64> {
         let name = TableName::parse(name, &self.session.current_database())
             .map_err(|e| to_pyerr(e.into()))?;
         let mode = match mode {
@@ -192,14 +202,18 @@ impl Connection {
         let session = Arc::clone(&self.session);
         let instance = Arc::clone(&self.instance);
         wait(py, move |cancel| {
-            let batches = reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| crate::error::Error::from(crate::rowstore::RowStoreError::BadValue {
+            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| {
+                crate::error::Error::from(crate::rowstore::RowStoreError::BadValue {
                     table: name.clone(),
                     column: "(source)".into(),
                     message: e.to_string(),
-                }))?;
-            instance.block_on(cancel, "insert", session.insert_batches(&name, schema, batches, mode))
+                })
+            })?;
+            instance.block_on(
+                cancel,
+                "insert",
+                session.insert_batches(&name, schema, batches, mode),
+            )
         })
     }
 
@@ -227,7 +241,12 @@ impl Connection {
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         let instance = Arc::clone(&self.instance);
         wait(py, move |_| {
-            let all: Vec<TableName> = instance.propagator().tables().into_iter().map(|t| t.name).collect();
+            let all: Vec<TableName> = instance
+                .propagator()
+                .tables()
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
             instance.propagator().sync(&all)
         })
     }

@@ -65,7 +65,9 @@ pub enum RowStoreError {
     },
     #[error("invalid definition of table '{table}': {message}")]
     Definition { table: TableName, message: String },
-    #[error("the database file is read-only, so {action} on '{table}' was refused; nothing changed")]
+    #[error(
+        "the database file is read-only, so {action} on '{table}' was refused; nothing changed"
+    )]
     ReadOnly { table: String, action: String },
     #[error("the disk is full: {action} on '{table}' was rolled back; nothing changed")]
     DiskFull { table: String, action: String },
@@ -202,7 +204,11 @@ impl RowTable {
 
     /// The key columns' Arrow schema (the layout of changed-key batches).
     pub fn key_schema(&self) -> SchemaRef {
-        Arc::new(self.schema().project(&self.primary_key).expect("key positions"))
+        Arc::new(
+            self.schema()
+                .project(&self.primary_key)
+                .expect("key positions"),
+        )
     }
 
     fn integer_key(&self) -> bool {
@@ -248,7 +254,11 @@ impl RowTable {
                     .join(", ")
             ));
         }
-        format!("CREATE TABLE {} ({}) STRICT", self.quoted(), parts.join(", "))
+        format!(
+            "CREATE TABLE {} ({}) STRICT",
+            self.quoted(),
+            parts.join(", ")
+        )
     }
 
     fn column_list(&self, columns: &[usize]) -> String {
@@ -408,7 +418,9 @@ impl Database {
         let mut stmt =
             conn.prepare("SELECT id, db, name, primary_key, loaded FROM _lw_tables ORDER BY id")?;
         let rows: Vec<(i64, String, String, String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         let mut columns_stmt = conn.prepare(
             "SELECT name, type, nullable, auto_increment FROM _lw_columns WHERE table_id = ? ORDER BY position",
@@ -685,7 +697,10 @@ impl DbConnection {
         let mut seen = BTreeSet::new();
         for c in &columns {
             if c.name.starts_with("__lw_") {
-                return Err(definition(format!("column names starting with __lw_ are reserved ('{}')", c.name)));
+                return Err(definition(format!(
+                    "column names starting with __lw_ are reserved ('{}')",
+                    c.name
+                )));
             }
             if !seen.insert(c.name.clone()) {
                 return Err(definition(format!("column '{}' is declared twice", c.name)));
@@ -752,7 +767,10 @@ impl DbConnection {
         })?;
         table.id = created;
         let table = Arc::new(table);
-        self.db.tables.write().insert(name.clone(), Arc::clone(&table));
+        self.db
+            .tables
+            .write()
+            .insert(name.clone(), Arc::clone(&table));
         Ok(table)
     }
 
@@ -1217,7 +1235,11 @@ pub fn read_rows(
 ) -> Result<Vec<RecordBatch>> {
     let mut fields: Vec<Field> = Vec::new();
     if with_rowid {
-        fields.push(Field::new(ROWID_COLUMN, arrow::datatypes::DataType::Int64, false));
+        fields.push(Field::new(
+            ROWID_COLUMN,
+            arrow::datatypes::DataType::Int64,
+            false,
+        ));
     }
     let schema = table.schema();
     fields.extend(columns.iter().map(|&i| schema.field(i).clone()));
@@ -1324,9 +1346,8 @@ pub mod log {
 
     /// Ids of the tables with changes in `(after, upto]`.
     pub fn changed_tables(conn: &Connection, after: i64, upto: i64) -> rusqlite::Result<Vec<i64>> {
-        let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT tbl FROM _lw_changes WHERE seq > ? AND seq <= ?",
-        )?;
+        let mut stmt =
+            conn.prepare_cached("SELECT DISTINCT tbl FROM _lw_changes WHERE seq > ? AND seq <= ?")?;
         stmt.query_map([after, upto], |r| r.get(0))?.collect()
     }
 
@@ -1373,11 +1394,13 @@ pub mod log {
         while let Some(row) = rows.next().map_err(sqlite_error)? {
             for (i, decoder) in decoders.iter_mut().enumerate() {
                 let value: ValueRef<'_> = row.get_ref(i).map_err(sqlite_error)?;
-                decoder.push(value).map_err(|message| RowStoreError::BadValue {
-                    table: table.name.clone(),
-                    column: table.columns[table.primary_key[i]].name.clone(),
-                    message,
-                })?;
+                decoder
+                    .push(value)
+                    .map_err(|message| RowStoreError::BadValue {
+                        table: table.name.clone(),
+                        column: table.columns[table.primary_key[i]].name.clone(),
+                        message,
+                    })?;
             }
         }
         let arrays = decoders

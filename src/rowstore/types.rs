@@ -27,7 +27,10 @@ use rusqlite::types::ValueRef;
 pub enum SqlType {
     Int,
     BigInt,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     /// `VARCHAR(n)`: at most `n` characters.
     Varchar(u32),
     Text,
@@ -103,20 +106,22 @@ impl SqlType {
             T::Timestamp(_, TimezoneInfo::WithoutTimeZone) => Ok(SqlType::DateTime),
             T::Timestamp(_, _) => Ok(SqlType::Timestamp),
             T::Boolean | T::Bool => Ok(SqlType::Boolean),
-            other => Err(format!("column type {other} is not supported; use INT, BIGINT, DECIMAL(p,s), VARCHAR(n), TEXT, DOUBLE, DATE, DATETIME, TIMESTAMP or BOOLEAN")),
+            other => Err(format!(
+                "column type {other} is not supported; use INT, BIGINT, DECIMAL(p,s), VARCHAR(n), TEXT, DOUBLE, DATE, DATETIME, TIMESTAMP or BOOLEAN"
+            )),
         }
     }
 
     /// The declared type for a column of a query result (CREATE TABLE ... AS).
     pub fn from_arrow(data_type: &DataType) -> Option<SqlType> {
         Some(match data_type {
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
-                SqlType::Int
-            }
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16 => SqlType::Int,
             DataType::Int64 | DataType::UInt32 => SqlType::BigInt,
-            DataType::Decimal32(p, s)
-            | DataType::Decimal64(p, s)
-            | DataType::Decimal128(p, s)
+            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s)
                 if *s >= 0 && *p as u64 <= MAX_DECIMAL_PRECISION =>
             {
                 SqlType::Decimal {
@@ -139,7 +144,10 @@ impl SqlType {
     pub fn parse(text: &str) -> Option<SqlType> {
         let upper = text.trim().to_ascii_uppercase();
         let args = |prefix: &str| -> Option<Vec<i64>> {
-            let inner = upper.strip_prefix(prefix)?.strip_prefix('(')?.strip_suffix(')')?;
+            let inner = upper
+                .strip_prefix(prefix)?
+                .strip_prefix('(')?
+                .strip_suffix(')')?;
             inner.split(',').map(|p| p.trim().parse().ok()).collect()
         };
         Some(match upper.as_str() {
@@ -192,9 +200,7 @@ impl SqlType {
     /// values inside the declared type.
     pub fn sqlite_column(&self, quoted_name: &str) -> (String, Option<String>) {
         let check = match self {
-            SqlType::Int => Some(format!(
-                "{quoted_name} BETWEEN -2147483648 AND 2147483647"
-            )),
+            SqlType::Int => Some(format!("{quoted_name} BETWEEN -2147483648 AND 2147483647")),
             SqlType::Boolean => Some(format!("{quoted_name} IN (0, 1)")),
             SqlType::Varchar(n) => Some(format!("length({quoted_name}) <= {n}")),
             _ => None,
@@ -254,7 +260,11 @@ pub fn to_column_type(array: &ArrayRef, sql_type: &SqlType) -> Result<ArrayRef, 
             let shown: String = too_long.chars().take(40).collect();
             return Err(ArrowError::InvalidArgumentError(format!(
                 "value '{shown}{}' is longer than VARCHAR({limit})",
-                if too_long.chars().count() > 40 { "..." } else { "" }
+                if too_long.chars().count() > 40 {
+                    "..."
+                } else {
+                    ""
+                }
             )));
         }
     }

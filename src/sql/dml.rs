@@ -111,7 +111,9 @@ impl Session {
                 ColumnOption::NotNull => def.nullable = false,
                 ColumnOption::PrimaryKey(_) => primary = true,
                 ColumnOption::DialectSpecific(tokens)
-                    if tokens.iter().any(|t| t.to_string().eq_ignore_ascii_case("AUTO_INCREMENT")) =>
+                    if tokens
+                        .iter()
+                        .any(|t| t.to_string().eq_ignore_ascii_case("AUTO_INCREMENT")) =>
                 {
                     def.auto_increment = true
                 }
@@ -140,7 +142,10 @@ impl Session {
             return Err(RowStoreError::TableExists(name).into());
         }
         if create.or_replace {
-            return Err(not_supported(text, "CREATE OR REPLACE TABLE with a column list"));
+            return Err(not_supported(
+                text,
+                "CREATE OR REPLACE TABLE with a column list",
+            ));
         }
         let mut columns = Vec::new();
         let mut primary_key = Vec::new();
@@ -159,17 +164,27 @@ impl Session {
                     }
                     for column in &pk.columns {
                         let AstExpr::Identifier(ident) = &column.column.expr else {
-                            return Err(definition(&name, format!("PRIMARY KEY ({})", column.column.expr)));
+                            return Err(definition(
+                                &name,
+                                format!("PRIMARY KEY ({})", column.column.expr),
+                            ));
                         };
                         let key = normalize(ident);
-                        let index = columns.iter().position(|c| c.name == key).ok_or_else(|| {
-                            definition(&name, format!("PRIMARY KEY names unknown column '{key}'"))
-                        })?;
+                        let index =
+                            columns.iter().position(|c| c.name == key).ok_or_else(|| {
+                                definition(
+                                    &name,
+                                    format!("PRIMARY KEY names unknown column '{key}'"),
+                                )
+                            })?;
                         primary_key.push(index);
                     }
                 }
                 other => {
-                    return Err(definition(&name, format!("constraint `{other}` is not supported")));
+                    return Err(definition(
+                        &name,
+                        format!("constraint `{other}` is not supported"),
+                    ));
                 }
             }
         }
@@ -191,7 +206,11 @@ impl Session {
         self.set_offload(false);
         let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await.map_err(df_error)?;
-        let mut frame = self.ctx.execute_logical_plan(plan).await.map_err(df_error)?;
+        let mut frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(df_error)?;
         if !params.is_empty() {
             frame = frame
                 .with_param_values(ParamValues::from(params.to_vec()))
@@ -225,10 +244,16 @@ impl Session {
         let name = self.object_name(object, text)?;
         let table = self.target(&name, text, "INSERT")?;
         if insert.on.is_some() {
-            return Err(not_supported(text, "INSERT ... ON DUPLICATE KEY UPDATE / ON CONFLICT"));
+            return Err(not_supported(
+                text,
+                "INSERT ... ON DUPLICATE KEY UPDATE / ON CONFLICT",
+            ));
         }
         if insert.returning.is_some() || !insert.assignments.is_empty() {
-            return Err(not_supported(text, "INSERT ... RETURNING or INSERT ... SET"));
+            return Err(not_supported(
+                text,
+                "INSERT ... RETURNING or INSERT ... SET",
+            ));
         }
         let Some(source) = &insert.source else {
             return Err(not_supported(text, "INSERT without VALUES or SELECT"));
@@ -240,7 +265,11 @@ impl Session {
                 .columns
                 .iter()
                 .map(|c| {
-                    let ident = c.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+                    let ident =
+                        c.0.last()
+                            .and_then(|p| p.as_ident())
+                            .map(normalize)
+                            .unwrap_or_default();
                     table.column_index(&ident).ok_or_else(|| -> Error {
                         SqlError::ColumnNotFound {
                             statement: abbreviate(text),
@@ -327,7 +356,11 @@ impl Session {
     }
 
     /// The table factor of UPDATE/DELETE as `lakewave_rowid.db.table AS alias`.
-    fn rowid_relation(&self, relation: &TableFactor, text: &str) -> Result<(Arc<RowTable>, String)> {
+    fn rowid_relation(
+        &self,
+        relation: &TableFactor,
+        text: &str,
+    ) -> Result<(Arc<RowTable>, String)> {
         let TableFactor::Table { name, alias, .. } = relation else {
             return Err(not_supported(text, "UPDATE/DELETE of a derived table"));
         };
@@ -371,10 +404,16 @@ impl Session {
         cancel: &Cancel,
     ) -> Result<QueryResult> {
         if !update.table.joins.is_empty() || update.from.is_some() {
-            return Err(not_supported(text, "UPDATE of several tables (joins or FROM)"));
+            return Err(not_supported(
+                text,
+                "UPDATE of several tables (joins or FROM)",
+            ));
         }
         if update.returning.is_some() || !update.order_by.is_empty() || update.limit.is_some() {
-            return Err(not_supported(text, "UPDATE ... RETURNING / ORDER BY / LIMIT"));
+            return Err(not_supported(
+                text,
+                "UPDATE ... RETURNING / ORDER BY / LIMIT",
+            ));
         }
         let (table, relation) = self.rowid_relation(&update.table.relation, text)?;
         let mut columns = Vec::new();
@@ -383,12 +422,22 @@ impl Session {
             let AssignmentTarget::ColumnName(column) = &assignment.target else {
                 return Err(not_supported(text, "tuple assignment in UPDATE"));
             };
-            let ident = column.0.last().and_then(|p| p.as_ident()).map(normalize).unwrap_or_default();
+            let ident = column
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(normalize)
+                .unwrap_or_default();
             let index = table.column_index(&ident).ok_or_else(|| -> Error {
                 SqlError::ColumnNotFound {
                     statement: abbreviate(text),
                     column: ident.clone(),
-                    valid: table.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(", "),
+                    valid: table
+                        .columns
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 }
                 .into()
             })?;
@@ -417,13 +466,13 @@ impl Session {
             .downcast_ref::<Int64Array>()
             .expect("row ids are Int64")
             .clone();
-        let values = batch.project(&(1..batch.num_columns()).collect::<Vec<_>>()).map_err(|e| {
-            SqlError::Execution {
+        let values = batch
+            .project(&(1..batch.num_columns()).collect::<Vec<_>>())
+            .map_err(|e| SqlError::Execution {
                 statement: abbreviate(text),
                 message: e.to_string(),
                 kind: crate::error::ErrorKind::Internal,
-            }
-        })?;
+            })?;
         let conn = Arc::clone(&self.sources.conn);
         let changed = conn.update(&table, &rowids, &columns, &values)?;
         Ok(self.affected(text, changed))
@@ -439,11 +488,18 @@ impl Session {
         let from = match &delete.from {
             FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
         };
-        if from.len() != 1 || !from[0].joins.is_empty() || !delete.tables.is_empty() || delete.using.is_some() {
+        if from.len() != 1
+            || !from[0].joins.is_empty()
+            || !delete.tables.is_empty()
+            || delete.using.is_some()
+        {
             return Err(not_supported(text, "DELETE from several tables"));
         }
         if delete.returning.is_some() || !delete.order_by.is_empty() || delete.limit.is_some() {
-            return Err(not_supported(text, "DELETE ... RETURNING / ORDER BY / LIMIT"));
+            return Err(not_supported(
+                text,
+                "DELETE ... RETURNING / ORDER BY / LIMIT",
+            ));
         }
         let (table, relation) = self.rowid_relation(&from[0].relation, text)?;
         let mut select = format!(
@@ -490,7 +546,10 @@ impl Session {
         let name = self.object_name(object, text)?;
         self.target(&name, text, "ALTER TABLE")?;
         let [operation] = operations else {
-            return Err(not_supported(text, "several ALTER TABLE operations in one statement"));
+            return Err(not_supported(
+                text,
+                "several ALTER TABLE operations in one statement",
+            ));
         };
         let conn = Arc::clone(&self.sources.conn);
         let loaded = self.sources.propagator.table(&name).is_some();
@@ -511,7 +570,10 @@ impl Session {
             AlterTableOperation::AddColumn { column_def, .. } => {
                 let (def, primary) = self.column_def(column_def, &name)?;
                 if primary {
-                    return Err(definition(&name, "ADD COLUMN cannot add a primary key column"));
+                    return Err(definition(
+                        &name,
+                        "ADD COLUMN cannot add a primary key column",
+                    ));
                 }
                 conn.add_column(&name, def)?;
                 self.reload_after_ddl(&name, loaded, cancel).await;
@@ -544,7 +606,10 @@ impl Session {
             if let Err(e) = &result {
                 propagator.mark_stale_reason(
                     &name,
-                    format!("its definition changed and the reload failed: {}", e.chain_message()),
+                    format!(
+                        "its definition changed and the reload failed: {}",
+                        e.chain_message()
+                    ),
                 );
             }
             result.map(|_| ())
@@ -563,7 +628,12 @@ impl Session {
         Ok(self.done(text, format!("dropped table {name}")))
     }
 
-    pub(super) async fn secondary_load(&self, table: &str, text: &str, cancel: &Cancel) -> Result<QueryResult> {
+    pub(super) async fn secondary_load(
+        &self,
+        table: &str,
+        text: &str,
+        cancel: &Cancel,
+    ) -> Result<QueryResult> {
         let name = self.parse_name(table, text)?;
         if self.sources.conn.database().table(&name).is_none() {
             if self.sources.cluster.table(&name).is_some() {
@@ -605,7 +675,10 @@ impl Session {
             .unwrap_or(0);
         Ok(self.done(
             text,
-            format!("loaded {rows} rows of {name} into the cluster at SCN {}", loaded.scn),
+            format!(
+                "loaded {rows} rows of {name} into the cluster at SCN {}",
+                loaded.scn
+            ),
         ))
     }
 
@@ -615,7 +688,9 @@ impl Session {
             if self.sources.cluster.table(&name).is_some() {
                 return Err(not_supported(
                     text,
-                    format!("SECONDARY_UNLOAD of '{name}': it exists only in the cluster; use DROP TABLE"),
+                    format!(
+                        "SECONDARY_UNLOAD of '{name}': it exists only in the cluster; use DROP TABLE"
+                    ),
                 ));
             }
             return Err(SqlError::TableNotFound {
@@ -641,11 +716,9 @@ impl Session {
     }
 
     pub(super) fn affected(&self, text: &str, rows: u64) -> QueryResult {
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-            "rows_affected",
-            arrow::datatypes::DataType::Int64,
-            false,
-        )]));
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("rows_affected", arrow::datatypes::DataType::Int64, false),
+        ]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![Arc::new(Int64Array::from(vec![rows as i64]))],
@@ -654,4 +727,3 @@ impl Session {
         QueryResult::ready(text, schema, vec![batch])
     }
 }
-

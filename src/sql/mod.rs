@@ -519,9 +519,7 @@ impl Session {
                 self.set_offload_mode(mode);
                 Ok(self.done(text, format!("use_secondary_engine = {}", mode.name())))
             }
-            split::Custom::SetOffload(Err(value)) => {
-                Err(SqlError::BadOffloadMode { value }.into())
-            }
+            split::Custom::SetOffload(Err(value)) => Err(SqlError::BadOffloadMode { value }.into()),
         }
     }
 
@@ -557,7 +555,9 @@ impl Session {
                     return self.truncate(&target.name, text);
                 }
                 SqlStatement::AlterTable(alter) => {
-                    return self.alter(&alter.name, &alter.operations, text, cancel).await;
+                    return self
+                        .alter(&alter.name, &alter.operations, text, cancel)
+                        .await;
                 }
                 SqlStatement::StartTransaction { .. } => {
                     self.sources.conn.begin()?;
@@ -567,7 +567,9 @@ impl Session {
                     self.sources.conn.commit()?;
                     return Ok(self.done(text, "committed".into()));
                 }
-                SqlStatement::Rollback { savepoint: None, .. } => {
+                SqlStatement::Rollback {
+                    savepoint: None, ..
+                } => {
                     self.sources.conn.rollback()?;
                     return Ok(self.done(text, "rolled back".into()));
                 }
@@ -780,10 +782,18 @@ impl Session {
     /// EXPLAIN with a first row saying which engine runs the statement.
     async fn explain(&self, plan: LogicalPlan, route: &Route, text: &str) -> Result<QueryResult> {
         let df_error = |e| -> Error { SqlError::from_datafusion(text, e).into() };
-        let frame = self.ctx.execute_logical_plan(plan).await.map_err(df_error)?;
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(df_error)?;
         let batches = frame.collect().await.map_err(df_error)?;
         let Some(first) = batches.first() else {
-            return Ok(QueryResult::ready(text, Arc::new(arrow::datatypes::Schema::empty()), batches));
+            return Ok(QueryResult::ready(
+                text,
+                Arc::new(arrow::datatypes::Schema::empty()),
+                batches,
+            ));
         };
         let schema = first.schema();
         let engine = match &route.reason {
@@ -793,14 +803,17 @@ impl Session {
         let mut columns: Vec<arrow::array::ArrayRef> = Vec::new();
         for (i, field) in schema.fields().iter().enumerate() {
             let value = if i == 0 { "engine" } else { engine.as_str() };
-            let array: arrow::array::ArrayRef = Arc::new(arrow::array::StringArray::from(vec![value]));
-            columns.push(arrow::compute::cast(&array, field.data_type()).map_err(|e| {
-                SqlError::Execution {
-                    statement: abbreviate(text),
-                    message: e.to_string(),
-                    kind: ErrorKind::Internal,
-                }
-            })?);
+            let array: arrow::array::ArrayRef =
+                Arc::new(arrow::array::StringArray::from(vec![value]));
+            columns.push(
+                arrow::compute::cast(&array, field.data_type()).map_err(|e| {
+                    SqlError::Execution {
+                        statement: abbreviate(text),
+                        message: e.to_string(),
+                        kind: ErrorKind::Internal,
+                    }
+                })?,
+            );
         }
         let engine_row = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| {
             SqlError::Execution {

@@ -235,14 +235,18 @@ impl SchemaProvider for RowIdSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         let name = TableName::new(self.database.clone(), name);
-        Ok(self.sources.db().table(&name).map(|table| -> Arc<dyn TableProvider> {
-            Arc::new(RowStoreTableProvider::new(
-                Arc::clone(&self.sources.conn),
-                table,
-                true,
-                self.sources.cluster.config().batch_rows,
-            ))
-        }))
+        Ok(self
+            .sources
+            .db()
+            .table(&name)
+            .map(|table| -> Arc<dyn TableProvider> {
+                Arc::new(RowStoreTableProvider::new(
+                    Arc::clone(&self.sources.conn),
+                    table,
+                    true,
+                    self.sources.cluster.config().batch_rows,
+                ))
+            }))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -136,7 +136,9 @@ pub fn parse_custom(statement: &str) -> Option<Custom> {
             .trim_start();
         if let Some(value) = lowered.strip_prefix("use_secondary_engine") {
             let value = value.trim().trim_start_matches('=').trim();
-            let value = value.trim_matches(|c| c == '\'' || c == '"').to_ascii_uppercase();
+            let value = value
+                .trim_matches(|c| c == '\'' || c == '"')
+                .to_ascii_uppercase();
             let mode = match value.as_str() {
                 "ON" | "1" | "TRUE" => Ok(OffloadMode::On),
                 "OFF" | "0" | "FALSE" => Ok(OffloadMode::Off),
@@ -191,6 +193,9 @@ mod tests {
             Some(Custom::SetOffload(Err(_)))
         ));
         assert_eq!(parse_custom("ALTER TABLE t ADD COLUMN c INT"), None);
-        assert_eq!(parse_custom("SET datafusion.execution.batch_size = 10"), None);
+        assert_eq!(
+            parse_custom("SET datafusion.execution.batch_size = 10"),
+            None
+        );
     }
 }

@@ -139,15 +139,24 @@ impl PerformanceSchema {
                         "rapid_cluster_nodes",
                         self.sources.cluster.node_status().len().to_string(),
                     ),
-                    ("rapid_change_propagation_batches", stats.batches.to_string()),
+                    (
+                        "rapid_change_propagation_batches",
+                        stats.batches.to_string(),
+                    ),
                     (
                         "rapid_change_propagation_changes",
                         stats.changed_keys.to_string(),
                     ),
-                    ("rapid_change_propagation_scn", stats.applied_seq.to_string()),
+                    (
+                        "rapid_change_propagation_scn",
+                        stats.applied_seq.to_string(),
+                    ),
                 ];
                 Some((
-                    Arc::new(Schema::new(vec![text("variable_name"), text("variable_value")])),
+                    Arc::new(Schema::new(vec![
+                        text("variable_name"),
+                        text("variable_value"),
+                    ])),
                     vec![
                         strings(vars.iter().map(|(k, _)| Some(*k))),
                         strings(vars.iter().map(|(_, v)| Some(v.as_str()))),
@@ -166,13 +175,19 @@ impl PerformanceSchema {
                         int("num_partitions"),
                     ])),
                     vec![
-                        Arc::new(Int64Array::from_iter_values(nodes.iter().map(|n| n.id as i64))),
+                        Arc::new(Int64Array::from_iter_values(
+                            nodes.iter().map(|n| n.id as i64),
+                        )),
                         strings(nodes.iter().map(|_| Some("AVAIL_RNSTATE"))),
-                        Arc::new(Int64Array::from_iter_values(nodes.iter().map(|n| n.used as i64))),
+                        Arc::new(Int64Array::from_iter_values(
+                            nodes.iter().map(|n| n.used as i64),
+                        )),
                         Arc::new(Int64Array::from_iter_values(
                             nodes.iter().map(|n| n.budget as i64),
                         )),
-                        Arc::new(Int64Array::from_iter_values(nodes.iter().map(|n| n.used as i64))),
+                        Arc::new(Int64Array::from_iter_values(
+                            nodes.iter().map(|n| n.used as i64),
+                        )),
                         Arc::new(Int64Array::from_iter_values(
                             nodes.iter().map(|n| n.partitions as i64),
                         )),
@@ -234,7 +249,9 @@ impl PerformanceSchema {
                         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.rows))),
                         strings(rows.iter().map(|r| Some(r.load_status))),
                         Arc::new(Float64Array::from_iter_values(rows.iter().map(|_| 100.0))),
-                        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.size_bytes))),
+                        Arc::new(Int64Array::from_iter_values(
+                            rows.iter().map(|r| r.size_bytes),
+                        )),
                         strings(rows.iter().map(|r| r.stale_reason.as_deref())),
                         Arc::new(
                             rows.iter()
@@ -267,7 +284,10 @@ impl SchemaProvider for PerformanceSchema {
             return Ok(None);
         };
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-        Ok(Some(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?)))
+        Ok(Some(Arc::new(MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?)))
     }
 
     fn table_exist(&self, name: &str) -> bool {

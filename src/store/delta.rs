@@ -18,12 +18,12 @@ use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use rayon::prelude::*;
 
+use super::StoreError;
 use super::chunk::Chunk;
 use super::loader::{compact, reserve};
 use super::memory::NodeMemory;
 use super::placement::Partitioner;
 use super::table::{ColumnarTable, Partition};
-use super::StoreError;
 
 /// Merge small chunks once a partition has this many.
 const SMALL_CHUNKS_BEFORE_MERGE: usize = 8;
@@ -82,13 +82,12 @@ impl ColumnarTable {
             let first = changes.keys.column(0);
             for (i, &p) in assignment.iter().enumerate() {
                 keys[p].insert(rows.row(i).as_ref().into());
-                let value = ScalarValue::try_from_array(first, i).map_err(|e| {
-                    StoreError::InvalidData {
+                let value =
+                    ScalarValue::try_from_array(first, i).map_err(|e| StoreError::InvalidData {
                         table: self.name.clone(),
                         column: None,
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 ranges[p] = Some(match ranges[p].take() {
                     None => (value.clone(), value),
                     Some((lo, hi)) => (
@@ -253,7 +252,9 @@ impl ColumnarTable {
                 })
                 .collect::<Result<Vec<ArrayRef>, _>>()
                 .map_err(arrow_error)?;
-            let rows = converter.convert_columns(&key_arrays).map_err(arrow_error)?;
+            let rows = converter
+                .convert_columns(&key_arrays)
+                .map_err(arrow_error)?;
             let stored = chunk.stored_rows();
             let mut live: Vec<bool> = match &chunk.live {
                 Some(mask) => mask.iter().collect(),
@@ -318,4 +319,3 @@ impl ColumnarTable {
         })
     }
 }
-

@@ -52,7 +52,11 @@ fn random_dml(rng: &mut Rng) -> String {
                     random_value_row(rng, id)
                 })
                 .collect();
-            let verb = if rng.chance(50) { "REPLACE" } else { "INSERT IGNORE" };
+            let verb = if rng.chance(50) {
+                "REPLACE"
+            } else {
+                "INSERT IGNORE"
+            };
             format!("{verb} INTO t VALUES {}", rows.join(", "))
         }
         4..=6 => {
@@ -71,9 +75,16 @@ fn random_dml(rng: &mut Rng) -> String {
         }
         7..=8 => {
             let lo = rng.below(400);
-            format!("DELETE FROM t WHERE id BETWEEN {lo} AND {}", lo + rng.below(40))
+            format!(
+                "DELETE FROM t WHERE id BETWEEN {lo} AND {}",
+                lo + rng.below(40)
+            )
         }
-        _ => format!("DELETE FROM t WHERE city = {} AND grp < {}", CITIES[rng.below(3) as usize], rng.below(50)),
+        _ => format!(
+            "DELETE FROM t WHERE city = {} AND grp < {}",
+            CITIES[rng.below(3) as usize],
+            rng.below(50)
+        ),
     }
 }
 
@@ -105,7 +116,11 @@ fn check(db: &Db, rng: &mut Rng, seed: u64, step: usize, history: &[String]) {
 fn run(seed: u64, steps: usize) {
     // Small chunks and several partitions, so deletes, compaction and merges
     // of small chunks all happen within a few hundred statements.
-    let db = Db::new(&[("nodes", "2"), ("chunk_rows", "64"), ("partitions_per_node", "2")]);
+    let db = Db::new(&[
+        ("nodes", "2"),
+        ("chunk_rows", "64"),
+        ("partitions_per_node", "2"),
+    ]);
     db.exec(
         "CREATE TABLE t (id BIGINT PRIMARY KEY, grp INT NOT NULL, amount DECIMAL(12,2), \
          city VARCHAR(10), day DATE, flag BOOLEAN)",

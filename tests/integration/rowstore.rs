@@ -30,9 +30,17 @@ fn dml_on_the_row_store_and_offload_give_the_same_answers() {
     shop(&db);
     let query = "SELECT product, amount, placed, at, paid, note FROM orders ORDER BY order_id";
     let before = db.rows(query);
-    assert!(engine(&db, query).contains("not loaded"), "{}", engine(&db, query));
+    assert!(
+        engine(&db, query).contains("not loaded"),
+        "{}",
+        engine(&db, query)
+    );
     db.exec("ALTER TABLE orders SECONDARY_LOAD");
-    assert!(engine(&db, query).contains("cluster"), "{}", engine(&db, query));
+    assert!(
+        engine(&db, query).contains("cluster"),
+        "{}",
+        engine(&db, query)
+    );
     assert_eq!(db.rows(query), before);
 
     db.exec("UPDATE orders SET amount = amount * 2, note = 'doubled' WHERE order_id >= 2");
@@ -46,8 +54,14 @@ fn dml_on_the_row_store_and_offload_give_the_same_answers() {
     let off = db.rows(query);
     assert_eq!(on, off);
     assert_eq!(off.len(), 3);
-    assert!(off[0].contains("51.80") && off[0].contains("doubled"), "{off:?}");
-    assert!(off[1].contains("1.25") && off[1].contains("replaced"), "{off:?}");
+    assert!(
+        off[0].contains("51.80") && off[0].contains("doubled"),
+        "{off:?}"
+    );
+    assert!(
+        off[1].contains("1.25") && off[1].contains("replaced"),
+        "{off:?}"
+    );
 }
 
 #[test]
@@ -63,7 +77,11 @@ fn transactions_are_atomic_and_statements_undo_only_themselves() {
     assert_eq!(db.rows(q), vec!["4"]);
     let dup = db.sql("INSERT INTO orders (order_id, product) VALUES (11, 'b'), (1, 'dup')");
     assert_eq!(dup.unwrap_err().kind(), ErrorKind::Integrity);
-    assert_eq!(db.rows(q), vec!["4"], "the failed statement left nothing behind");
+    assert_eq!(
+        db.rows(q),
+        vec!["4"],
+        "the failed statement left nothing behind"
+    );
     db.exec("ROLLBACK");
     assert_eq!(db.rows(q), vec!["3"]);
     assert!(engine(&db, q).contains("cluster"));
@@ -76,19 +94,43 @@ fn bad_input_is_a_typed_error_that_changes_nothing() {
     let db = Db::new(&[]);
     shop(&db);
     let cases = [
-        ("INSERT INTO orders VALUES (9, 'x', 'abc', NULL, NULL, NULL, NULL)", ErrorKind::Data),
-        ("INSERT INTO orders (order_id, product) VALUES (9, 'much too long for twenty')", ErrorKind::Data),
-        ("INSERT INTO orders (order_id, product) VALUES (1, 'dup')", ErrorKind::Integrity),
-        ("INSERT INTO orders (order_id) VALUES (9)", ErrorKind::Integrity),
-        ("INSERT INTO orders (order_id, nope) VALUES (9, 1)", ErrorKind::ColumnNotFound),
+        (
+            "INSERT INTO orders VALUES (9, 'x', 'abc', NULL, NULL, NULL, NULL)",
+            ErrorKind::Data,
+        ),
+        (
+            "INSERT INTO orders (order_id, product) VALUES (9, 'much too long for twenty')",
+            ErrorKind::Data,
+        ),
+        (
+            "INSERT INTO orders (order_id, product) VALUES (1, 'dup')",
+            ErrorKind::Integrity,
+        ),
+        (
+            "INSERT INTO orders (order_id) VALUES (9)",
+            ErrorKind::Integrity,
+        ),
+        (
+            "INSERT INTO orders (order_id, nope) VALUES (9, 1)",
+            ErrorKind::ColumnNotFound,
+        ),
         ("INSERT INTO missing VALUES (1)", ErrorKind::TableNotFound),
-        ("UPDATE orders SET order_id = 2 WHERE order_id = 1", ErrorKind::Integrity),
+        (
+            "UPDATE orders SET order_id = 2 WHERE order_id = 1",
+            ErrorKind::Integrity,
+        ),
         ("UPDATE orders SET amount = 'lots'", ErrorKind::Data),
-        ("INSERT INTO orders VALUES (9, 'x', 1e20, NULL, NULL, NULL, NULL)", ErrorKind::Data),
+        (
+            "INSERT INTO orders VALUES (9, 'x', 1e20, NULL, NULL, NULL, NULL)",
+            ErrorKind::Data,
+        ),
         ("CREATE TABLE orders (a INT)", ErrorKind::TableExists),
         ("CREATE TABLE t2 (a BLOB)", ErrorKind::Programming),
         ("INSERT INTO orders VALUES (", ErrorKind::Syntax),
-        ("SET use_secondary_engine = sometimes", ErrorKind::Programming),
+        (
+            "SET use_secondary_engine = sometimes",
+            ErrorKind::Programming,
+        ),
     ];
     let before = db.rows("SELECT * FROM orders ORDER BY order_id");
     for (statement, kind) in cases {
@@ -142,7 +184,8 @@ fn status_tables_show_loaded_tables_and_nodes() {
         ),
         vec!["ON"]
     );
-    let nodes = db.rows("SELECT id, status, memory_usage > 0 FROM performance_schema.rpd_nodes ORDER BY id");
+    let nodes = db
+        .rows("SELECT id, status, memory_usage > 0 FROM performance_schema.rpd_nodes ORDER BY id");
     assert_eq!(nodes, vec!["0|AVAIL_RNSTATE|true", "1|AVAIL_RNSTATE|true"]);
     let scn_before = db.rows("SELECT snapshot_scn FROM performance_schema.rpd_tables WHERE id = 1");
     db.exec("INSERT INTO orders (order_id, product) VALUES (7, 'x')");
@@ -150,12 +193,18 @@ fn status_tables_show_loaded_tables_and_nodes() {
     let scn_after = db.rows("SELECT snapshot_scn FROM performance_schema.rpd_tables WHERE id = 1");
     assert!(scn_after[0].parse::<i64>().unwrap() > scn_before[0].parse::<i64>().unwrap());
     db.exec("ALTER TABLE orders SECONDARY_UNLOAD");
-    assert_eq!(db.rows("SELECT count(*) FROM performance_schema.rpd_tables"), vec!["1"]);
+    assert_eq!(
+        db.rows("SELECT count(*) FROM performance_schema.rpd_tables"),
+        vec!["1"]
+    );
 }
 
 #[test]
 fn propagation_runs_in_the_background_within_the_interval() {
-    let db = Db::new(&[("read_your_writes", "false"), ("propagation_interval", "50ms")]);
+    let db = Db::new(&[
+        ("read_your_writes", "false"),
+        ("propagation_interval", "50ms"),
+    ]);
     shop(&db);
     db.exec("ALTER TABLE orders SECONDARY_LOAD");
     db.exec("INSERT INTO orders (order_id, product) VALUES (5, 'late')");
@@ -164,7 +213,10 @@ fn propagation_runs_in_the_background_within_the_interval() {
         if db.rows("SELECT count(*) FROM orders") == vec!["4"] {
             break;
         }
-        assert!(Instant::now() < deadline, "the change never reached the cluster");
+        assert!(
+            Instant::now() < deadline,
+            "the change never reached the cluster"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -189,7 +241,10 @@ fn ddl_on_a_loaded_table_is_carried_over() {
     assert!(engine(&db, q).contains("cluster"));
     db.exec("DROP TABLE purchases");
     assert_eq!(db.sql(q).unwrap_err().kind(), ErrorKind::TableNotFound);
-    assert_eq!(db.rows("SELECT count(*) FROM performance_schema.rpd_tables"), vec!["0"]);
+    assert_eq!(
+        db.rows("SELECT count(*) FROM performance_schema.rpd_tables"),
+        vec!["0"]
+    );
 }
 
 #[test]
@@ -212,7 +267,10 @@ fn restart_brings_loaded_tables_back_and_keeps_propagating() {
 
 #[test]
 fn running_out_of_memory_makes_a_table_stale_and_it_recovers() {
-    let db = Db::new(&[("memory_per_node", "200KB"), ("propagation_interval", "20ms")]);
+    let db = Db::new(&[
+        ("memory_per_node", "200KB"),
+        ("propagation_interval", "20ms"),
+    ]);
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, s TEXT)");
     db.exec("INSERT INTO t SELECT value, 'row ' || value FROM generate_series(1, 100) AS g(value)");
     db.exec("ALTER TABLE t SECONDARY_LOAD");
@@ -221,7 +279,10 @@ fn running_out_of_memory_makes_a_table_stale_and_it_recovers() {
     );
     let q = "SELECT count(*) FROM t";
     let explain = engine(&db, q);
-    assert!(explain.contains("stale") && explain.contains("out of memory"), "{explain}");
+    assert!(
+        explain.contains("stale") && explain.contains("out of memory"),
+        "{explain}"
+    );
     assert_eq!(db.rows(q), vec!["8101"], "answered by the row store");
     db.exec("SET use_secondary_engine = FORCED");
     assert_eq!(db.sql(q).unwrap_err().kind(), ErrorKind::NotSupported);
@@ -231,7 +292,9 @@ fn running_out_of_memory_makes_a_table_stale_and_it_recovers() {
     // Make room; the idle propagator reloads the table on its own.
     db.exec("DELETE FROM t WHERE id >= 1000");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while db.rows("SELECT load_status FROM performance_schema.rpd_tables") != vec!["AVAIL_RPDGSTABSTATE"] {
+    while db.rows("SELECT load_status FROM performance_schema.rpd_tables")
+        != vec!["AVAIL_RPDGSTABSTATE"]
+    {
         assert!(Instant::now() < deadline, "the table was never reloaded");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -258,7 +321,10 @@ fn changes_by_another_sqlite_client_are_captured() {
     let on = db.rows(q);
     db.exec("SET use_secondary_engine = OFF");
     assert_eq!(on, db.rows(q));
-    assert_eq!(on, vec!["1|Keyboard|120.50", "2|Mouse pad|25.90", "20|Lamp|9.99"]);
+    assert_eq!(
+        on,
+        vec!["1|Keyboard|120.50", "2|Mouse pad|25.90", "20|Lamp|9.99"]
+    );
 }
 
 #[test]
@@ -284,7 +350,10 @@ fn a_batch_that_cannot_be_applied_marks_the_table_stale_until_reloaded() {
     assert!(engine(&db, "SELECT count(*) FROM orders").contains("stale"));
     db.exec("ALTER TABLE orders SECONDARY_UNLOAD; ALTER TABLE orders SECONDARY_LOAD");
     assert!(engine(&db, "SELECT count(*) FROM orders").contains("cluster"));
-    assert_eq!(db.rows("SELECT amount FROM orders WHERE order_id = 1"), vec!["12.00"]);
+    assert_eq!(
+        db.rows("SELECT amount FROM orders WHERE order_id = 1"),
+        vec!["12.00"]
+    );
 }
 
 #[test]
@@ -305,12 +374,22 @@ fn a_full_disk_or_a_read_only_file_is_an_operational_error_that_changes_nothing(
             .read(|c| c.pragma_update(None, "max_page_count", pages + 1))
             .unwrap();
         let values: Vec<String> = (100..3000)
-            .map(|i| format!("({i}, 'p{i}', 1.00, NULL, NULL, NULL, '{}')", "z".repeat(200)))
+            .map(|i| {
+                format!(
+                    "({i}, 'p{i}', 1.00, NULL, NULL, NULL, '{}')",
+                    "z".repeat(200)
+                )
+            })
             .collect();
         let error = db
             .sql(&format!("INSERT INTO orders VALUES {}", values.join(", ")))
             .unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Operational, "{}", error.chain_message());
+        assert_eq!(
+            error.kind(),
+            ErrorKind::Operational,
+            "{}",
+            error.chain_message()
+        );
         assert!(error.to_string().contains("disk is full"), "{error}");
         assert_eq!(db.rows("SELECT count(*) FROM orders"), vec!["3"]);
     }
@@ -318,7 +397,12 @@ fn a_full_disk_or_a_read_only_file_is_an_operational_error_that_changes_nothing(
     let db = Db::open(Some(std::path::Path::new(&uri)), &[]);
     assert_eq!(db.rows("SELECT count(*) FROM orders"), vec!["3"]);
     let error = db.sql("DELETE FROM orders").unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::Operational, "{}", error.chain_message());
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Operational,
+        "{}",
+        error.chain_message()
+    );
     assert!(error.to_string().contains("read-only"), "{error}");
     assert_eq!(db.rows("SELECT count(*) FROM orders"), vec!["3"]);
 }

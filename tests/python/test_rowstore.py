@@ -13,10 +13,9 @@ import textwrap
 import time
 from decimal import Decimal
 
+import lakewave as lw
 import pyarrow as pa
 import pytest
-
-import lakewave as lw
 
 
 def _engine(db: lw.Connection, query: str) -> str:
@@ -24,12 +23,8 @@ def _engine(db: lw.Connection, query: str) -> str:
 
 
 def _orders(db: lw.Connection) -> None:
-    db.sql(
-        "CREATE TABLE orders (order_id INT PRIMARY KEY, product TEXT, amount DOUBLE, price DECIMAL(10,2))"
-    )
-    db.sql(
-        "INSERT INTO orders VALUES (1, 'Keyboard', 120.5, 120.50), (2, 'Mouse', 25.9, 25.90)"
-    )
+    db.sql("CREATE TABLE orders (order_id INT PRIMARY KEY, product TEXT, amount DOUBLE, price DECIMAL(10,2))")
+    db.sql("INSERT INTO orders VALUES (1, 'Keyboard', 120.5, 120.50), (2, 'Mouse', 25.9, 25.90)")
 
 
 def test_the_design_example_runs_as_written() -> None:
