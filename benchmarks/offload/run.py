@@ -98,7 +98,9 @@ def main() -> None:
         for table in TABLES:
             db.sql(f"ALTER TABLE {table} SECONDARY_LOAD")
         out["secondary_load_seconds"] = time.perf_counter() - started
-        print(f"inserted {rows_in:,} rows in {out['insert_seconds']:.1f}s; loaded in {out['secondary_load_seconds']:.1f}s")
+        print(
+            f"inserted {rows_in:,} rows in {out['insert_seconds']:.1f}s; loaded in {out['secondary_load_seconds']:.1f}s"
+        )
         speedups = []
         for n in range(1, 23):
             sql = (QUERIES / f"q{n}.sql").read_text()
@@ -114,7 +116,9 @@ def main() -> None:
             finished = off_rows is not None
             same = None
             if finished and on_rows is not None:
-                same = same_rows([tuple(map(normalise, r)) for r in on_rows], [tuple(map(normalise, r)) for r in off_rows])
+                same = same_rows(
+                    [tuple(map(normalise, r)) for r in on_rows], [tuple(map(normalise, r)) for r in off_rows]
+                )
             speedup = off / on
             speedups.append(speedup)
             out["queries"][f"q{n}"] = {

@@ -89,7 +89,9 @@ def sqlite_reference(path: Path, seconds: float) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         with raw:
-            raw.executemany("INSERT INTO t VALUES (?, ?, 'new')", ((i, i) for i in range(next_id, next_id + BATCH)))
+            raw.executemany(
+                "INSERT INTO t VALUES (?, ?, 'new')", ((i, i) for i in range(next_id, next_id + BATCH))
+            )
         next_id += BATCH
         changed += BATCH
     return changed / (time.perf_counter() - started)
@@ -156,7 +158,9 @@ def main() -> None:
         on_db.sql("SET use_secondary_engine = OFF")
         off_rows = on_db.sql("SELECT count(*), sum(v) FROM t").fetchone()
         out["cluster_equals_row_store"] = on_rows == off_rows
-        out["sqlite3_reference_insert_rows_per_second"] = sqlite_reference(Path(tmp) / "raw.db", min(args.seconds, 10))
+        out["sqlite3_reference_insert_rows_per_second"] = sqlite_reference(
+            Path(tmp) / "raw.db", min(args.seconds, 10)
+        )
     out["writer_ratio_on_off"] = out["writer_on"]["rows_per_second"] / out["writer_off"]["rows_per_second"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "propagation.json").write_text(json.dumps(out, indent=2))
@@ -174,8 +178,12 @@ def main() -> None:
         f"| writer on / off | {out['writer_ratio_on_off']:.0%} | >= 90% |",
         f"| applied to the cluster | {out['propagated']['applied_rows_per_second']:,.0f} changed rows/s "
         f"({out['propagated']['batches']} batches) | >= 100k/s |",
-        f"| lag commit -> visible in cluster, p50 | {lag['p50']:.0f} ms | |" if lag["p50"] is not None else "",
-        f"| lag p99 (max) | {lag['p99']:.0f} ms ({lag['max']:.0f} ms) | <= 300 ms |" if lag["p99"] is not None else "",
+        f"| lag commit -> visible in cluster, p50 | {lag['p50']:.0f} ms | |"
+        if lag["p50"] is not None
+        else "",
+        f"| lag p99 (max) | {lag['p99']:.0f} ms ({lag['max']:.0f} ms) | <= 300 ms |"
+        if lag["p99"] is not None
+        else "",
         f"| cluster equals row store afterwards | {out['cluster_equals_row_store']} | |",
         f"| reference: Python sqlite3 inserts | {out['sqlite3_reference_insert_rows_per_second']:,.0f} rows/s | |",
         "",
