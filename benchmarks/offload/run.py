@@ -22,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import lakewave as lw
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-import lakewave as lw
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "tpch"))

@@ -26,9 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow as pa
-
 import lakewave as lw
+import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
