@@ -1,4 +1,4 @@
-.PHONY: test check fmt demo bench-tpch
+.PHONY: test check fmt demo bench-tpch bench-propagation bench-offload
 
 # Everything CI runs: lint, build, all tests.
 test:
@@ -16,3 +16,9 @@ demo:
 
 bench-tpch:
 	python3 benchmarks/tpch/run.py --scale 1
+
+bench-propagation:
+	python3 benchmarks/propagation/run.py --seconds 20
+
+bench-offload:
+	python3 benchmarks/offload/run.py --scale 1
