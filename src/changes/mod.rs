@@ -333,6 +333,11 @@ impl Propagator {
         self.cycle()
     }
 
+    /// Propagate everything committed so far, now (whatever the settings).
+    pub fn flush(&self) -> Result<()> {
+        self.cycle()
+    }
+
     fn run(self: Arc<Self>) {
         let mut last_cycle = Instant::now();
         while !self.stop.load(Ordering::Acquire) {

@@ -240,15 +240,7 @@ impl Connection {
     /// Propagate every committed change to the cluster now.
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         let instance = Arc::clone(&self.instance);
-        wait(py, move |_| {
-            let all: Vec<TableName> = instance
-                .propagator()
-                .tables()
-                .into_iter()
-                .map(|t| t.name)
-                .collect();
-            instance.propagator().sync(&all)
-        })
+        wait(py, move |_| instance.propagator().flush())
     }
 
     /// The database file (None for an in-memory database).
