@@ -306,7 +306,7 @@ CREATE TABLE IF NOT EXISTS _lw_columns(
     type TEXT NOT NULL, nullable INTEGER NOT NULL, auto_increment INTEGER NOT NULL,
     PRIMARY KEY (table_id, position)) STRICT;
 CREATE TABLE IF NOT EXISTS _lw_changes(
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, tbl INTEGER NOT NULL,
+    seq INTEGER PRIMARY KEY, tbl INTEGER NOT NULL,
     k0 ANY, k1 ANY, k2 ANY, k3 ANY) STRICT;
 INSERT OR IGNORE INTO _lw_databases VALUES ('main');
 ";
@@ -781,7 +781,6 @@ impl DbConnection {
                 .map_err(|e| RowStoreError::sqlite(name, "DROP TABLE", e))?;
             conn.execute("DELETE FROM _lw_columns WHERE table_id = ?", [table.id])
                 .and_then(|_| conn.execute("DELETE FROM _lw_tables WHERE id = ?", [table.id]))
-                .and_then(|_| conn.execute("DELETE FROM _lw_changes WHERE tbl = ?", [table.id]))
                 .map_err(|e| RowStoreError::sqlite(name, "DROP TABLE", e))?;
             Ok(())
         })?;
@@ -990,9 +989,6 @@ impl DbConnection {
                 for sql in create_triggers(&table) {
                     conn.execute_batch(&sql).map_err(sqlite_error)?;
                 }
-            } else {
-                conn.execute("DELETE FROM _lw_changes WHERE tbl = ?", [table.id])
-                    .map_err(sqlite_error)?;
             }
             conn.execute(
                 "UPDATE _lw_tables SET loaded = ? WHERE id = ?",
@@ -1336,12 +1332,15 @@ pub mod log {
     use super::*;
 
     /// The highest change sequence number committed (0 when none).
+    ///
+    /// Sequence numbers are row ids: a new one is always above the largest
+    /// present, and `prune` never deletes the largest, so they only grow
+    /// (cheaper than AUTOINCREMENT, which updates `sqlite_sequence` on every
+    /// logged row).
     pub fn last_seq(conn: &Connection) -> rusqlite::Result<i64> {
-        conn.query_row(
-            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_lw_changes'), 0)",
-            [],
-            |r| r.get(0),
-        )
+        conn.query_row("SELECT coalesce(max(seq), 0) FROM _lw_changes", [], |r| {
+            r.get(0)
+        })
     }
 
     /// Ids of the tables with changes in `(after, upto]`.
@@ -1444,8 +1443,12 @@ pub mod log {
         )
     }
 
-    /// Forget applied changes.
+    /// Forget applied changes, keeping the newest entry so that sequence
+    /// numbers keep growing.
     pub fn prune(conn: &Connection, upto: i64) -> rusqlite::Result<usize> {
-        conn.execute("DELETE FROM _lw_changes WHERE seq <= ?", [upto])
+        conn.execute(
+            "DELETE FROM _lw_changes WHERE seq <= ? AND seq < (SELECT max(seq) FROM _lw_changes)",
+            [upto],
+        )
     }
 }
