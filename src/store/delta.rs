@@ -16,7 +16,6 @@ use arrow::buffer::BooleanBuffer;
 use arrow::compute::{cast, concat_batches};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
-use rayon::prelude::*;
 
 use super::StoreError;
 use super::chunk::Chunk;
@@ -114,10 +113,12 @@ impl ColumnarTable {
             }
         }
 
+        // One thread: propagation runs beside writers and queries and must not
+        // take every core from them.
         let rebuilt: Vec<Partition> = self
             .partitions
-            .par_iter()
-            .zip(appended.into_par_iter())
+            .iter()
+            .zip(appended)
             .enumerate()
             .map(|(p, (partition, appended))| {
                 self.apply_to_partition(
