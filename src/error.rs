@@ -7,6 +7,7 @@ use thiserror::Error;
 
 pub use crate::catalog::CatalogError;
 pub use crate::config::ConfigError;
+pub use crate::lakehouse::LakehouseError;
 pub use crate::rowstore::RowStoreError;
 pub use crate::sql::SqlError;
 pub use crate::store::StoreError;
@@ -27,6 +28,8 @@ pub enum Error {
     Sql(Box<SqlError>),
     #[error(transparent)]
     RowStore(Box<RowStoreError>),
+    #[error(transparent)]
+    Lakehouse(Box<LakehouseError>),
     /// The threads that run queries could not be started.
     #[error("cannot start lakewave's execution threads")]
     Runtime(#[source] std::io::Error),
@@ -55,7 +58,8 @@ from_layer!(
     CatalogError => Catalog,
     StoreError => Store,
     SqlError => Sql,
-    RowStoreError => RowStore
+    RowStoreError => RowStore,
+    LakehouseError => Lakehouse
 );
 
 /// The broad kind of an error, which is what the Python hierarchy is built on
@@ -99,6 +103,7 @@ impl Error {
             Error::Store(e) => e.kind(),
             Error::Sql(e) => e.kind(),
             Error::RowStore(e) => e.kind(),
+            Error::Lakehouse(e) => e.kind(),
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Panic { .. } => ErrorKind::Internal,
             Error::Runtime(_) => ErrorKind::Operational,

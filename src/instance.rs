@@ -18,6 +18,7 @@ use crate::changes::Propagator;
 use crate::cluster::{BatchSource, Cluster, LoadRequest, TableStatus};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
+use crate::lakehouse::external::ExternalCatalog;
 use crate::lakehouse::{self, LakehouseError};
 use crate::rowstore::Database;
 use crate::sql::Session;
@@ -28,6 +29,7 @@ pub struct Instance {
     cluster: Arc<Cluster>,
     db: Arc<Database>,
     propagator: Arc<Propagator>,
+    externals: Arc<ExternalCatalog>,
 }
 
 impl Drop for Instance {
@@ -55,12 +57,41 @@ impl Instance {
         let propagation = config.propagation.clone();
         let cluster = Arc::new(Cluster::new(config, catalog));
         let propagator = Propagator::start(Arc::clone(&db), Arc::clone(&cluster), propagation)?;
-        Ok(Arc::new(Instance {
+        let instance = Arc::new(Instance {
             runtime,
             cluster,
             db,
             propagator,
-        }))
+            externals: Arc::default(),
+        });
+        instance.restore_external_tables()?;
+        Ok(instance)
+    }
+
+    /// Define again the external tables of the database file, and load the
+    /// ones that were loaded. A definition whose files are gone is kept on
+    /// file but left out, so the rest of the instance still opens.
+    fn restore_external_tables(&self) -> Result<()> {
+        let saved = self.db.external_ddls()?;
+        if saved.is_empty() {
+            return Ok(());
+        }
+        let session = self.session()?;
+        let cancel = Cancel::default();
+        for (name, ddl, loaded) in saved {
+            let restored = self.block_on(
+                &cancel,
+                &ddl,
+                session.restore_external(&ddl, loaded, &cancel),
+            );
+            if let Err(e) = restored {
+                eprintln!(
+                    "lakewave: external table {name} could not be restored: {}",
+                    e.chain_message()
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn database(&self) -> &Arc<Database> {
@@ -81,6 +112,7 @@ impl Instance {
             Arc::clone(&self.cluster),
             Arc::clone(&self.db),
             Arc::clone(&self.propagator),
+            Arc::clone(&self.externals),
         )
     }
 

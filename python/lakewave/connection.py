@@ -197,6 +197,62 @@ class Connection:
         data, _ = _arrow_source(source)
         return int(self._inner.insert_arrow(table, data, mode))
 
+    def create_external_table(
+        self,
+        name: str,
+        location: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        format: str = "parquet",
+        columns: Mapping[str, str] | None = None,
+        options: Mapping[str, object] | None = None,
+        if_not_exists: bool = False,
+    ) -> None:
+        """Define an external table over files read in place (the Pythonic form
+        of ``CREATE EXTERNAL TABLE ... FILE_FORMAT = (...) FILES = (...)``).
+
+        Args:
+            name: ``table`` or ``database.table``.
+            location: a file, a folder (every file of the format below it), a
+                glob pattern, or a list of them; local paths or ``file://``.
+            format: ``"parquet"``, ``"csv"`` or ``"json"`` (newline-delimited).
+            columns: ``{"name": "MySQL type"}``; inferred from the files when
+                omitted. Declared columns must match the files' columns.
+            options: CSV options ``header`` (default true), ``field_delimiter``,
+                ``quotation_marks``, ``null_value``. Unknown keys are errors.
+
+        ``ALTER TABLE name SECONDARY_LOAD`` then loads it into the cluster;
+        ``DROP TABLE`` removes the definition, never the files.
+
+        >>> import lakewave as lw, tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.csv").write_text("id;name\n1;pen\n2;ink\n")
+        >>> db = lw.connect()
+        >>> db.create_external_table("items", folder / "a.csv", format="csv", options={"field_delimiter": ";"})
+        >>> db.sql("SELECT count(*) FROM items").fetchone()
+        (2,)
+        """
+
+        def quote(text: object) -> str:
+            return "'" + str(text).replace("'", "''") + "'"
+
+        locations = [location] if isinstance(location, (str, os.PathLike)) else list(location)
+        if not locations:
+            raise InterfaceError("location names no file or folder")
+        column_list = ""
+        if columns:
+            column_list = " (" + ", ".join(f'"{c}" {t}' for c, t in columns.items()) + ")"
+        settings = []
+        for key, value in (options or {}).items():
+            if isinstance(value, bool):
+                value = "ON" if value else "OFF"
+            settings.append(f"{key.upper()} {quote(value)}")
+        files = ", ".join(f"URI {quote(os.fspath(p))}" for p in locations)
+        exists = "IF NOT EXISTS " if if_not_exists else ""
+        self.sql(
+            f"CREATE EXTERNAL TABLE {exists}{name}{column_list} "
+            f"FILE_FORMAT = (FORMAT {format} {' '.join(settings)}) FILES = ({files})"
+        )
+
     def loaded_tables(self) -> list[LoadedTable]:
         """Every table in the cluster with its HeatWave status: POOL_TYPE
         (TRANSACTIONAL when changes propagate to it, SNAPSHOT for tables

@@ -1,8 +1,11 @@
-//! Reading data that lives in files. For now: Parquet files and folders on a
-//! local disk, read with DataFusion's Parquet reader (parallel over files and
-//! row groups, with the reader's own decompression), as a stream of batches for
-//! the cluster's loader. External tables over object stores, Delta and the
-//! other formats build on this module. It only reads; it never writes data.
+//! Reading data that lives in files: Parquet files and folders for
+//! `Connection.load` (DataFusion's Parquet reader, parallel over files and row
+//! groups), and external tables ([`external`]) over Parquet, CSV and JSON read
+//! in place. Delta and object stores build on this module next. It only
+//! reads; it never writes data, and it knows nothing of the cluster or SQL
+//! statements.
+
+pub mod external;
 
 use std::path::Path;
 
@@ -21,7 +24,15 @@ pub enum LakehouseError {
     Empty { path: String },
     #[error("'{path}' is not a valid Parquet file: {reason}")]
     Corrupt { path: String, reason: String },
-    #[error("cannot read Parquet from '{path}'")]
+    #[error("external table '{table}': cannot use location '{location}': {reason}")]
+    Location {
+        table: String,
+        location: String,
+        reason: String,
+    },
+    #[error("external table '{table}': {reason}")]
+    Definition { table: String, reason: String },
+    #[error("cannot read '{path}'")]
     Read {
         path: String,
         #[source]
@@ -32,9 +43,10 @@ pub enum LakehouseError {
 impl LakehouseError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LakehouseError::NotFound { .. } | LakehouseError::Empty { .. } => {
-                ErrorKind::Operational
-            }
+            LakehouseError::NotFound { .. }
+            | LakehouseError::Empty { .. }
+            | LakehouseError::Location { .. } => ErrorKind::Operational,
+            LakehouseError::Definition { .. } => ErrorKind::Programming,
             LakehouseError::Read { .. } | LakehouseError::Corrupt { .. } => ErrorKind::Data,
         }
     }

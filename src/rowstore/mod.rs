@@ -308,6 +308,9 @@ CREATE TABLE IF NOT EXISTS _lw_columns(
 CREATE TABLE IF NOT EXISTS _lw_changes(
     seq INTEGER PRIMARY KEY, tbl INTEGER NOT NULL,
     k0 ANY, k1 ANY, k2 ANY, k3 ANY) STRICT;
+CREATE TABLE IF NOT EXISTS _lw_external(
+    db TEXT NOT NULL, name TEXT NOT NULL, ddl TEXT NOT NULL,
+    loaded INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (db, name)) STRICT;
 INSERT OR IGNORE INTO _lw_databases VALUES ('main');
 ";
 
@@ -482,6 +485,30 @@ impl Database {
 
     pub fn has_database(&self, name: &str) -> bool {
         self.databases.read().contains(name)
+    }
+
+    /// Persisted external table definitions: name, DDL text, loaded flag.
+    pub fn external_ddls(&self) -> Result<Vec<(TableName, String, bool)>> {
+        let conn = self.connect()?;
+        let read = || -> rusqlite::Result<Vec<(TableName, String, bool)>> {
+            let mut stmt =
+                conn.prepare("SELECT db, name, ddl, loaded FROM _lw_external ORDER BY db, name")?;
+            stmt.query_map([], |r| {
+                Ok((
+                    TableName::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? != 0,
+                ))
+            })?
+            .collect()
+        };
+        read().map_err(|e| {
+            RowStoreError::sqlite(
+                &TableName::new("", "_lw_external"),
+                "reading external tables",
+                e,
+            )
+        })
     }
 
     pub fn database_names(&self) -> Vec<String> {
@@ -786,6 +813,40 @@ impl DbConnection {
         })?;
         self.db.tables.write().remove(name);
         Ok(())
+    }
+
+    /// Persist an external table's definition (its DDL text).
+    pub fn save_external(&self, name: &TableName, ddl: &str) -> Result<()> {
+        self.ddl(name, |conn| {
+            conn.execute(
+                "INSERT INTO _lw_external(db, name, ddl) VALUES (?, ?, ?)",
+                params![name.database, name.table, ddl],
+            )
+            .map(|_| ())
+            .map_err(|e| RowStoreError::sqlite(name, "CREATE EXTERNAL TABLE", e))
+        })
+    }
+
+    pub fn remove_external(&self, name: &TableName) -> Result<()> {
+        self.ddl(name, |conn| {
+            conn.execute(
+                "DELETE FROM _lw_external WHERE db = ? AND name = ?",
+                params![name.database, name.table],
+            )
+            .map(|_| ())
+            .map_err(|e| RowStoreError::sqlite(name, "DROP TABLE", e))
+        })
+    }
+
+    pub fn set_external_loaded(&self, name: &TableName, loaded: bool) -> Result<()> {
+        self.ddl(name, |conn| {
+            conn.execute(
+                "UPDATE _lw_external SET loaded = ? WHERE db = ? AND name = ?",
+                params![loaded as i64, name.database, name.table],
+            )
+            .map(|_| ())
+            .map_err(|e| RowStoreError::sqlite(name, "SECONDARY_LOAD", e))
+        })
     }
 
     /// `TRUNCATE`: a DELETE of every row, so that a loaded table's triggers log

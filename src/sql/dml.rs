@@ -94,7 +94,11 @@ impl Session {
         .into())
     }
 
-    fn column_def(&self, column: &AstColumnDef, table: &TableName) -> Result<(ColumnDef, bool)> {
+    pub(super) fn column_def_for(
+        &self,
+        column: &AstColumnDef,
+        table: &TableName,
+    ) -> Result<(ColumnDef, bool)> {
         let name = normalize(&column.name);
         let sql_type = SqlType::from_ast(&column.data_type)
             .map_err(|m| definition(table, format!("column '{name}': {m}")))?;
@@ -150,7 +154,7 @@ impl Session {
         let mut columns = Vec::new();
         let mut primary_key = Vec::new();
         for (i, column) in create.columns.iter().enumerate() {
-            let (def, primary) = self.column_def(column, &name)?;
+            let (def, primary) = self.column_def_for(column, &name)?;
             if primary {
                 primary_key.push(i);
             }
@@ -568,7 +572,7 @@ impl Session {
                 Ok(self.done(text, format!("renamed {name} to {to}")))
             }
             AlterTableOperation::AddColumn { column_def, .. } => {
-                let (def, primary) = self.column_def(column_def, &name)?;
+                let (def, primary) = self.column_def_for(column_def, &name)?;
                 if primary {
                     return Err(definition(
                         &name,
@@ -635,6 +639,9 @@ impl Session {
         cancel: &Cancel,
     ) -> Result<QueryResult> {
         let name = self.parse_name(table, text)?;
+        if self.sources.externals.get(&name).is_some() {
+            return self.load_external(&name, text, cancel).await;
+        }
         if self.sources.conn.database().table(&name).is_none() {
             if self.sources.cluster.table(&name).is_some() {
                 return Ok(self.done(text, format!("{name} is already in the cluster")));
@@ -684,6 +691,9 @@ impl Session {
 
     pub(super) fn secondary_unload(&self, table: &str, text: &str) -> Result<QueryResult> {
         let name = self.parse_name(table, text)?;
+        if self.sources.externals.get(&name).is_some() {
+            return self.unload_external(&name, text);
+        }
         if self.sources.conn.database().table(&name).is_none() {
             if self.sources.cluster.table(&name).is_some() {
                 return Err(not_supported(

@@ -10,6 +10,7 @@
 //! loaded.
 
 mod dml;
+mod external;
 mod output;
 mod schema;
 mod split;
@@ -286,6 +287,7 @@ impl Session {
         cluster: Arc<Cluster>,
         db: Arc<crate::rowstore::Database>,
         propagator: Arc<crate::changes::Propagator>,
+        externals: Arc<crate::lakehouse::external::ExternalCatalog>,
     ) -> Result<Session> {
         let notify = Arc::clone(&propagator);
         let conn = Arc::new(crate::rowstore::DbConnection::open(
@@ -297,6 +299,7 @@ impl Session {
             conn,
             propagator,
             offload: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            externals,
         };
         let config = cluster.config();
         let mut disk = DiskManagerBuilder::default();
@@ -368,6 +371,7 @@ impl Session {
             .map_err(|e| SqlError::from_datafusion(text, e))?;
         let db = self.sources.conn.database();
         let mut tables: Vec<TableName> = Vec::new();
+        let mut externals: Vec<TableName> = Vec::new();
         for reference in &references {
             if reference.catalog().is_some_and(|c| c != CATALOG_NAME) {
                 continue;
@@ -375,10 +379,12 @@ impl Session {
             let name = self.table_name(reference);
             if db.table(&name).is_some() && !tables.contains(&name) {
                 tables.push(name);
+            } else if self.sources.externals.get(&name).is_some() && !externals.contains(&name) {
+                externals.push(name);
             }
         }
         let mode = self.offload_mode();
-        if tables.is_empty() {
+        if tables.is_empty() && externals.is_empty() {
             return Ok(Route {
                 offload: true,
                 reason: None,
@@ -388,8 +394,16 @@ impl Session {
             if mode == OffloadMode::Off {
                 return Some("use_secondary_engine is OFF".into());
             }
-            if this.sources.conn.has_uncommitted_writes() {
+            if !tables.is_empty() && this.sources.conn.has_uncommitted_writes() {
                 return Some("the open transaction has uncommitted changes".into());
+            }
+            for name in &externals {
+                if !this.sources.externals.is_loaded(name) {
+                    return Some(format!(
+                        "external table {name} is not loaded into the cluster, so it is read in place \
+                         (ALTER TABLE {name} SECONDARY_LOAD)"
+                    ));
+                }
             }
             for name in &tables {
                 match this.sources.propagator.table(name) {
@@ -474,6 +488,11 @@ impl Session {
         let mut last = None;
         for (index, piece) in pieces.into_iter().enumerate() {
             let params = if index + 1 == count { params } else { &[] };
+            if external::is_external_ddl(piece) {
+                let ddl = self.parse_external(piece)?;
+                last = Some(self.create_external(ddl, piece).await?);
+                continue;
+            }
             if let Some(custom) = split::parse_custom(piece) {
                 last = Some(self.run_custom(custom, piece, cancel).await?);
                 continue;
@@ -580,6 +599,9 @@ impl Session {
                     ..
                 } if names.len() == 1 => {
                     let name = self.object_name(&names[0], text)?;
+                    if self.sources.externals.get(&name).is_some() {
+                        return self.drop_external(&name, text);
+                    }
                     if self.sources.conn.database().table(&name).is_some() {
                         return self.drop_row_table(&name, text);
                     }

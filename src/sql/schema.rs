@@ -25,6 +25,7 @@ use crate::catalog::TableName;
 use crate::changes::Propagator;
 use crate::cluster::Cluster;
 use crate::exec::{ClusterTableProvider, RowStoreTableProvider};
+use crate::lakehouse::external::ExternalCatalog;
 use crate::rowstore::{Database, DbConnection};
 
 pub const CATALOG_NAME: &str = "lakewave";
@@ -41,6 +42,7 @@ pub struct Sources {
     pub propagator: Arc<Propagator>,
     /// Set per statement: resolve loaded row-store tables to the cluster.
     pub offload: Arc<AtomicBool>,
+    pub externals: Arc<ExternalCatalog>,
 }
 
 impl fmt::Debug for Sources {
@@ -73,6 +75,13 @@ impl Sources {
                 batch_rows,
             )));
         }
+        if let Some(external) = self.externals.get(name) {
+            let offloaded = self.offload.load(Ordering::Acquire) && self.externals.is_loaded(name);
+            if offloaded && let Some(table) = self.cluster.table(name) {
+                return Some(Arc::new(ClusterTableProvider::new(table, batch_rows)));
+            }
+            return Some(external.provider);
+        }
         self.cluster
             .table(name)
             .map(|table| -> Arc<dyn TableProvider> {
@@ -81,7 +90,9 @@ impl Sources {
     }
 
     fn exists(&self, name: &TableName) -> bool {
-        self.db().table(name).is_some() || self.cluster.table(name).is_some()
+        self.db().table(name).is_some()
+            || self.cluster.table(name).is_some()
+            || self.externals.get(name).is_some()
     }
 }
 
@@ -154,6 +165,7 @@ impl SchemaProvider for DatabaseSchema {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.sources.cluster.catalog().table_names(&self.database);
         names.extend(self.sources.db().table_names(&self.database));
+        names.extend(self.sources.externals.names(&self.database));
         names.dedup();
         names.extend(
             self.views

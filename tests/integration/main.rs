@@ -3,6 +3,7 @@
 
 mod common;
 mod differential;
+mod lakehouse;
 mod load;
 mod rowstore;
 mod slt;

@@ -1,0 +1,416 @@
+//! External tables: a format and one or more locations (files, folders used as
+//! prefixes, or glob patterns), read in place with DataFusion's file readers.
+//! Each definition becomes a DataFusion listing table whose files are listed at
+//! every scan, so files added in place are seen by the next query. The column
+//! list is optional: without it the schema is inferred from the files; with it,
+//! the files must agree (same column names), or the definition is refused with
+//! an error naming the table and the file.
+//!
+//! Formats here: Parquet, CSV (header, delimiter, quote, null string) and
+//! newline-delimited JSON on local paths and `file://` URLs. Delta, Avro and
+//! object stores are the next steps of this module.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::view::ViewTable;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Column;
+use datafusion::datasource::file_format::FileFormat as DfFileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::provider_as_source;
+use datafusion::functions::expr_fn::nullif;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col, lit};
+
+use super::LakehouseError;
+use crate::catalog::TableName;
+
+/// The file format of an external table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileFormat {
+    Parquet,
+    Csv(CsvOptions),
+    /// Newline-delimited JSON.
+    Json,
+}
+
+impl FileFormat {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Csv(_) => "csv",
+            FileFormat::Json => "json",
+        }
+    }
+
+    fn extension(&self) -> &'static str {
+        match self {
+            FileFormat::Parquet => ".parquet",
+            FileFormat::Csv(_) => ".csv",
+            FileFormat::Json => ".json",
+        }
+    }
+
+    fn datafusion(&self) -> Arc<dyn DfFileFormat> {
+        match self {
+            FileFormat::Parquet => Arc::new(ParquetFormat::default()),
+            FileFormat::Csv(options) => {
+                let mut format = CsvFormat::default()
+                    .with_has_header(options.header)
+                    .with_delimiter(options.delimiter)
+                    .with_quote(options.quote);
+                if let Some(null) = &options.null {
+                    format = format.with_null_regex(Some(regex_literal(null)));
+                }
+                Arc::new(format)
+            }
+            FileFormat::Json => Arc::new(JsonFormat::default()),
+        }
+    }
+}
+
+/// A regular expression matching exactly `text`.
+fn regex_literal(text: &str) -> String {
+    let mut out = String::from("^");
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('$');
+    out
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvOptions {
+    pub header: bool,
+    pub delimiter: u8,
+    pub quote: u8,
+    /// The text that stands for NULL (none: only empty fields are NULL).
+    pub null: Option<String>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: true,
+            delimiter: b',',
+            quote: b'"',
+            null: None,
+        }
+    }
+}
+
+/// What `CREATE EXTERNAL TABLE` declares.
+#[derive(Debug, Clone)]
+pub struct ExternalTableDef {
+    pub name: TableName,
+    pub format: FileFormat,
+    pub locations: Vec<String>,
+    /// The declared columns, if any (else inferred).
+    pub columns: Option<SchemaRef>,
+}
+
+/// A defined external table, ready to scan in place.
+#[derive(Clone)]
+pub struct ExternalTable {
+    pub def: ExternalTableDef,
+    pub schema: SchemaRef,
+    pub provider: Arc<dyn TableProvider>,
+}
+
+impl fmt::Debug for ExternalTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExternalTable({})", self.def.name)
+    }
+}
+
+fn location_error(def: &ExternalTableDef, location: &str, reason: String) -> LakehouseError {
+    LakehouseError::Location {
+        table: def.name.to_string(),
+        location: location.to_string(),
+        reason,
+    }
+}
+
+/// Check the locations, infer or check the schema, and build the provider.
+pub async fn open_external(
+    def: ExternalTableDef,
+    state: &dyn Session,
+) -> Result<ExternalTable, LakehouseError> {
+    if def.locations.is_empty() {
+        return Err(LakehouseError::Definition {
+            table: def.name.to_string(),
+            reason: "FILES names no location".into(),
+        });
+    }
+    let mut urls = Vec::new();
+    let mut any_folder = false;
+    for location in &def.locations {
+        if let Some(scheme) = location.split_once("://").map(|(s, _)| s)
+            && scheme != "file"
+        {
+            return Err(location_error(
+                &def,
+                location,
+                format!(
+                    "the '{scheme}://' scheme is not supported yet (local paths and file:// are)"
+                ),
+            ));
+        }
+        let path = location.strip_prefix("file://").unwrap_or(location);
+        let has_glob = path.contains(['*', '?', '[']);
+        if !has_glob && !std::path::Path::new(path).exists() {
+            return Err(location_error(
+                &def,
+                location,
+                "no such file or folder".into(),
+            ));
+        }
+        any_folder |= std::path::Path::new(path).is_dir();
+        let url = ListingTableUrl::parse(location)
+            .map_err(|e| location_error(&def, location, e.to_string()))?;
+        urls.push(url);
+    }
+    let extension = if any_folder {
+        def.format.extension()
+    } else {
+        ""
+    };
+    let options = ListingOptions::new(def.format.datafusion()).with_file_extension(extension);
+    // Every location must hold at least one file: an empty prefix is an error
+    // at definition time, not an empty table.
+    for (url, location) in urls.iter().zip(&def.locations) {
+        let store = state
+            .runtime_env()
+            .object_store(url)
+            .map_err(|e| location_error(&def, location, e.to_string()))?;
+        let files = url
+            .list_all_files(state, store.as_ref(), extension)
+            .await
+            .map_err(|e| location_error(&def, location, e.to_string()))?;
+        use futures::TryStreamExt;
+        let files: Vec<_> = files
+            .try_collect()
+            .await
+            .map_err(|e| location_error(&def, location, e.to_string()))?;
+        if files.is_empty() {
+            return Err(location_error(
+                &def,
+                location,
+                format!("no {} files there", def.format.name()),
+            ));
+        }
+    }
+    let inferred =
+        options
+            .infer_schema(state, &urls[0])
+            .await
+            .map_err(|e| LakehouseError::Read {
+                path: format!("{} (table {})", def.locations[0], def.name),
+                source: e,
+            })?;
+    let schema = match &def.columns {
+        None => inferred,
+        Some(declared) => {
+            check_columns(&def, declared, &inferred)?;
+            if matches!(def.format, FileFormat::Csv(_)) {
+                // CSV columns are read by position, under the declared names.
+                Arc::new(Schema::new(
+                    declared
+                        .fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone().with_nullable(true))
+                        .collect::<Vec<_>>(),
+                ))
+            } else {
+                declared_schema(declared, &inferred)
+            }
+        }
+    };
+    let null_text = match &def.format {
+        FileFormat::Csv(CsvOptions { null: Some(n), .. }) => Some(n.clone()),
+        _ => None,
+    };
+    // DataFusion's CSV reader ignores a null pattern, so with NULL_VALUE the
+    // files are read as text and each column converted above the scan.
+    let read_schema = match &null_text {
+        Some(_) => Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        )),
+        None => Arc::clone(&schema),
+    };
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(read_schema);
+    let read_error = |source| LakehouseError::Read {
+        path: def.locations.join(", "),
+        source,
+    };
+    let listing: Arc<dyn TableProvider> =
+        Arc::new(ListingTable::try_new(config).map_err(read_error)?);
+    let provider = match null_text {
+        None => listing,
+        Some(null) => {
+            let columns: Vec<Expr> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    cast(
+                        nullif(col(Column::from_name(f.name())), lit(null.clone())),
+                        f.data_type().clone(),
+                    )
+                    .alias(f.name())
+                })
+                .collect();
+            let plan =
+                LogicalPlanBuilder::scan(def.name.table.clone(), provider_as_source(listing), None)
+                    .and_then(|b| b.project(columns))
+                    .and_then(|b| b.build())
+                    .map_err(read_error)?;
+            Arc::new(ViewTable::new(plan, None))
+        }
+    };
+    Ok(ExternalTable {
+        def,
+        schema,
+        provider,
+    })
+}
+
+/// The declared columns must name the files' columns (case-insensitively), in
+/// any order; types are converted on read.
+fn check_columns(
+    def: &ExternalTableDef,
+    declared: &SchemaRef,
+    inferred: &SchemaRef,
+) -> Result<(), LakehouseError> {
+    if let FileFormat::Csv(options) = &def.format {
+        // CSV columns are read by position.
+        let same_count = declared.fields().len() == inferred.fields().len();
+        let same_names = !options.header
+            || declared
+                .fields()
+                .iter()
+                .zip(inferred.fields())
+                .all(|(d, i)| d.name().eq_ignore_ascii_case(i.name()));
+        if !same_count || !same_names {
+            return Err(LakehouseError::Definition {
+                table: def.name.to_string(),
+                reason: format!(
+                    "the column list ({}) does not match the columns of {} ({})",
+                    declared
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    def.locations[0],
+                    inferred
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        return Ok(());
+    }
+    for field in declared.fields() {
+        if !inferred
+            .fields()
+            .iter()
+            .any(|f| f.name().eq_ignore_ascii_case(field.name()))
+        {
+            return Err(LakehouseError::Definition {
+                table: def.name.to_string(),
+                reason: format!(
+                    "column '{}' is declared but {} has no such column (it has: {})",
+                    field.name(),
+                    def.locations[0],
+                    inferred
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The declared schema with the files' column names (so the reader finds
+/// them) and the declared types (so values are converted).
+fn declared_schema(declared: &SchemaRef, inferred: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = declared
+        .fields()
+        .iter()
+        .map(|field| {
+            let name = inferred
+                .fields()
+                .iter()
+                .find(|f| f.name().eq_ignore_ascii_case(field.name()))
+                .map(|f| f.name().clone())
+                .unwrap_or_else(|| field.name().clone());
+            Field::new(name, field.data_type().clone(), true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The defined external tables of an instance, and which are loaded.
+#[derive(Debug, Default)]
+pub struct ExternalCatalog {
+    tables: parking_lot::RwLock<std::collections::BTreeMap<TableName, ExternalTable>>,
+    loaded: parking_lot::RwLock<std::collections::BTreeSet<TableName>>,
+}
+
+impl ExternalCatalog {
+    pub fn get(&self, name: &TableName) -> Option<ExternalTable> {
+        self.tables.read().get(name).cloned()
+    }
+
+    pub fn insert(&self, table: ExternalTable) {
+        self.tables.write().insert(table.def.name.clone(), table);
+    }
+
+    pub fn remove(&self, name: &TableName) {
+        self.tables.write().remove(name);
+        self.loaded.write().remove(name);
+    }
+
+    pub fn names(&self, database: &str) -> Vec<String> {
+        self.tables
+            .read()
+            .keys()
+            .filter(|n| n.database == database)
+            .map(|n| n.table.clone())
+            .collect()
+    }
+
+    pub fn is_loaded(&self, name: &TableName) -> bool {
+        self.loaded.read().contains(name)
+    }
+
+    pub fn set_loaded(&self, name: &TableName, loaded: bool) {
+        if loaded {
+            self.loaded.write().insert(name.clone());
+        } else {
+            self.loaded.write().remove(name);
+        }
+    }
+}

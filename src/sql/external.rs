@@ -1,0 +1,453 @@
+//! `CREATE EXTERNAL TABLE` in HeatWave's form:
+//!
+//! ```sql
+//! CREATE EXTERNAL TABLE [IF NOT EXISTS] db.t [(col TYPE, ...)]
+//!   FILE_FORMAT = (FORMAT csv [HEADER ON|OFF] [FIELD_DELIMITER ','] [QUOTATION_MARKS '"'] [NULL_VALUE 'NA'])
+//!   FILES = (URI 'path/' [, URI = 'other.csv'] [, PREFIX 'p'] [, PATTERN 'data/*.csv'])
+//!   [ENGINE = lakehouse] [SECONDARY_ENGINE = rapid]
+//! ```
+//!
+//! and DataFusion's (`STORED AS PARQUET LOCATION '...' OPTIONS (...)`), plus
+//! loading, unloading and dropping external tables. The files are never
+//! written: `DROP TABLE` removes only the definition.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use super::{QueryResult, Session, SqlError, abbreviate};
+use crate::cancel::Cancel;
+use crate::catalog::TableName;
+use crate::cluster::LoadRequest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::lakehouse::external::{CsvOptions, ExternalTableDef, FileFormat, open_external};
+use crate::rowstore::RowStoreError;
+
+/// Is this a HeatWave-form external table definition?
+pub fn is_external_ddl(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .take(3)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    words == ["CREATE", "EXTERNAL", "TABLE"] && text.to_ascii_uppercase().contains("FILE_FORMAT")
+}
+
+fn syntax(text: &str, message: impl Into<String>) -> Error {
+    SqlError::Syntax {
+        statement: abbreviate(text),
+        message: message.into(),
+    }
+    .into()
+}
+
+struct Tokens {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Tokens {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    fn word(&mut self) -> Option<String> {
+        match self.peek() {
+            Some(Token::Word(w)) => {
+                let value = if w.quote_style.is_some() {
+                    w.value.clone()
+                } else {
+                    w.value.to_ascii_uppercase()
+                };
+                self.at += 1;
+                Some(value)
+            }
+            _ => None,
+        }
+    }
+
+    fn eat(&mut self, token: &Token) -> bool {
+        if self.peek() == Some(token) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A value after an option name: a string, a word or a number.
+    fn value(&mut self) -> Option<String> {
+        self.eat(&Token::Eq);
+        match self.next()? {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => Some(s),
+            Token::Word(w) => Some(w.value),
+            Token::Number(n, _) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+fn single_byte(text: &str, option: &str, value: &str) -> Result<u8> {
+    let bytes = value.as_bytes();
+    match bytes {
+        [b] => Ok(*b),
+        b"\\t" => Ok(b'\t'),
+        _ => Err(syntax(
+            text,
+            format!("{option} must be one character, not '{value}'"),
+        )),
+    }
+}
+
+fn boolean(text: &str, option: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_uppercase().as_str() {
+        "ON" | "TRUE" | "1" | "YES" => Ok(true),
+        "OFF" | "FALSE" | "0" | "NO" => Ok(false),
+        _ => Err(syntax(
+            text,
+            format!("{option} must be ON or OFF, not '{value}'"),
+        )),
+    }
+}
+
+/// Format name and options into a [`FileFormat`]; unknown options are errors.
+fn file_format(text: &str, name: &str, options: &[(String, String)]) -> Result<FileFormat> {
+    let format = match name.to_ascii_lowercase().as_str() {
+        "parquet" => FileFormat::Parquet,
+        "json" | "ndjson" => FileFormat::Json,
+        "csv" => FileFormat::Csv(CsvOptions::default()),
+        other => {
+            return Err(SqlError::NotSupported {
+                statement: abbreviate(text),
+                what: format!("external table format '{other}' (parquet, csv and json are supported; delta and avro are not yet)"),
+            }
+            .into());
+        }
+    };
+    match format {
+        FileFormat::Csv(mut csv) => {
+            for (key, value) in options {
+                match key.to_ascii_uppercase().as_str() {
+                    "HEADER" => csv.header = boolean(text, key, value)?,
+                    "FIELD_DELIMITER" | "DELIMITER" => {
+                        csv.delimiter = single_byte(text, key, value)?
+                    }
+                    "QUOTATION_MARKS" | "QUOTE" => csv.quote = single_byte(text, key, value)?,
+                    "NULL_VALUE" | "NULL" => csv.null = Some(value.clone()),
+                    other => {
+                        return Err(syntax(
+                            text,
+                            format!(
+                                "unknown CSV option '{other}' (HEADER, FIELD_DELIMITER, QUOTATION_MARKS, NULL_VALUE)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(FileFormat::Csv(csv))
+        }
+        other => match options.first() {
+            Some((key, _)) => Err(syntax(
+                text,
+                format!("option '{key}' does not apply to {} files", other.name()),
+            )),
+            None => Ok(other),
+        },
+    }
+}
+
+/// A parsed definition.
+pub struct ExternalDdl {
+    pub def: ExternalTableDef,
+    pub if_not_exists: bool,
+}
+
+impl Session {
+    /// Parse the HeatWave form.
+    pub(super) fn parse_external(&self, text: &str) -> Result<ExternalDdl> {
+        let tokens = Tokenizer::new(&GenericDialect {}, text)
+            .tokenize()
+            .map_err(|e| syntax(text, e.to_string()))?
+            .into_iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect();
+        let mut t = Tokens { tokens, at: 3 };
+        let mut if_not_exists = false;
+        if t.peek()
+            .is_some_and(|tok| matches!(tok, Token::Word(w) if w.value.eq_ignore_ascii_case("IF")))
+        {
+            t.next();
+            let (not, exists) = (t.word(), t.word());
+            if not.as_deref() != Some("NOT") || exists.as_deref() != Some("EXISTS") {
+                return Err(syntax(text, "expected IF NOT EXISTS"));
+            }
+            if_not_exists = true;
+        }
+        // The name: word [. word]
+        let mut parts = Vec::new();
+        loop {
+            match t.next() {
+                Some(Token::Word(w)) => parts.push(if w.quote_style.is_some() {
+                    w.value
+                } else {
+                    w.value.to_lowercase()
+                }),
+                _ => {
+                    return Err(syntax(
+                        text,
+                        "expected a table name after CREATE EXTERNAL TABLE",
+                    ));
+                }
+            }
+            if !t.eat(&Token::Period) {
+                break;
+            }
+        }
+        let name = match parts.as_slice() {
+            [table] => TableName::new(self.current_database(), table.clone()),
+            [database, table] => TableName::new(database.clone(), table.clone()),
+            _ => return Err(syntax(text, "expected table or database.table")),
+        };
+        // The optional column list, parsed as a CREATE TABLE's.
+        let mut columns = None;
+        if t.peek() == Some(&Token::LParen) {
+            let start = t.at;
+            let mut depth = 0;
+            loop {
+                match t.next() {
+                    Some(Token::LParen) => depth += 1,
+                    Some(Token::RParen) => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    Some(_) => {}
+                    None => return Err(syntax(text, "unclosed column list")),
+                }
+            }
+            let list: String = t.tokens[start..t.at]
+                .iter()
+                .map(|tok| format!("{tok} "))
+                .collect();
+            let ddl = format!("CREATE TABLE x {list}");
+            let parsed = Parser::parse_sql(&GenericDialect {}, &ddl)
+                .map_err(|e| syntax(text, e.to_string()))?;
+            let Some(SqlStatement::CreateTable(create)) = parsed.first() else {
+                return Err(syntax(text, "cannot read the column list"));
+            };
+            let mut fields = Vec::new();
+            for column in &create.columns {
+                let (def, _) = self.column_def_for(column, &name)?;
+                fields.push(Field::new(def.name, def.sql_type.arrow_type(), true));
+            }
+            columns = Some(Arc::new(Schema::new(fields)));
+        }
+        let mut format = None;
+        let mut locations = Vec::new();
+        while let Some(keyword) = t.word() {
+            match keyword.as_str() {
+                "FILE_FORMAT" => {
+                    t.eat(&Token::Eq);
+                    if !t.eat(&Token::LParen) {
+                        return Err(syntax(text, "expected FILE_FORMAT = (FORMAT ...)"));
+                    }
+                    let mut name = None;
+                    let mut options = Vec::new();
+                    while !t.eat(&Token::RParen) {
+                        t.eat(&Token::Comma);
+                        let Some(key) = t.word() else {
+                            return Err(syntax(text, "expected an option name in FILE_FORMAT"));
+                        };
+                        let value = t
+                            .value()
+                            .ok_or_else(|| syntax(text, format!("expected a value after {key}")))?;
+                        if key == "FORMAT" {
+                            name = Some(value);
+                        } else {
+                            options.push((key, value));
+                        }
+                    }
+                    let name = name.ok_or_else(|| syntax(text, "FILE_FORMAT needs FORMAT"))?;
+                    format = Some(file_format(text, &name, &options)?);
+                }
+                "FILES" => {
+                    t.eat(&Token::Eq);
+                    if !t.eat(&Token::LParen) {
+                        return Err(syntax(text, "expected FILES = (URI '...')"));
+                    }
+                    while !t.eat(&Token::RParen) {
+                        t.eat(&Token::Comma);
+                        let kind = t
+                            .word()
+                            .ok_or_else(|| syntax(text, "expected URI, PREFIX or PATTERN"))?;
+                        let value = t.value().ok_or_else(|| {
+                            syntax(text, format!("expected a location after {kind}"))
+                        })?;
+                        match kind.as_str() {
+                            "URI" | "NAME" | "PREFIX" => locations.push(value),
+                            "PATTERN" => locations.push(value),
+                            other => {
+                                return Err(syntax(text, format!("unknown FILES entry '{other}'")));
+                            }
+                        }
+                    }
+                }
+                "ENGINE" | "SECONDARY_ENGINE" => {
+                    t.value();
+                }
+                other => return Err(syntax(text, format!("unexpected '{other}'"))),
+            }
+        }
+        if t.peek().is_some() {
+            return Err(syntax(
+                text,
+                format!("unexpected '{}'", t.peek().expect("checked")),
+            ));
+        }
+        let format = format.ok_or_else(|| syntax(text, "FILE_FORMAT is missing"))?;
+        Ok(ExternalDdl {
+            def: ExternalTableDef {
+                name,
+                format,
+                locations,
+                columns,
+            },
+            if_not_exists,
+        })
+    }
+
+    /// Re-define a persisted external table when an instance opens.
+    pub async fn restore_external(&self, ddl: &str, loaded: bool, cancel: &Cancel) -> Result<()> {
+        let parsed = self.parse_external(ddl)?;
+        let name = parsed.def.name.clone();
+        let state = self.ctx.state();
+        let table = open_external(parsed.def, &state).await?;
+        self.sources.externals.insert(table);
+        if loaded {
+            self.load_external(&name, ddl, cancel).await?;
+        }
+        Ok(())
+    }
+
+    /// Define an external table (checking its files now) and persist it.
+    pub(super) async fn create_external(
+        &self,
+        ddl: ExternalDdl,
+        text: &str,
+    ) -> Result<QueryResult> {
+        let name = ddl.def.name.clone();
+        let exists = self.sources.conn.database().table(&name).is_some()
+            || self.sources.externals.get(&name).is_some()
+            || self.sources.cluster.table(&name).is_some();
+        if exists {
+            if ddl.if_not_exists {
+                return Ok(self.done(text, format!("table {name} already exists")));
+            }
+            return Err(RowStoreError::TableExists(name).into());
+        }
+        if !self.sources.cluster.catalog().has_database(&name.database) {
+            return Err(RowStoreError::DatabaseNotFound(name.database.clone()).into());
+        }
+        let state = self.ctx.state();
+        let table = open_external(ddl.def, &state).await?;
+        self.sources.conn.save_external(&name, text)?;
+        self.sources.externals.insert(table);
+        Ok(self.done(text, format!("defined external table {name}")))
+    }
+
+    /// `SECONDARY_LOAD` of an external table: read it whole, load atomically.
+    pub(super) async fn load_external(
+        &self,
+        name: &TableName,
+        text: &str,
+        cancel: &Cancel,
+    ) -> Result<QueryResult> {
+        let table = self
+            .sources
+            .externals
+            .get(name)
+            .expect("checked by the caller");
+        let frame = self
+            .ctx
+            .read_table(Arc::clone(&table.provider))
+            .map_err(|e| SqlError::from_datafusion(text, e))?;
+        let batches = cancel
+            .run(frame.collect())
+            .await
+            .ok_or_else(|| Error::Interrupted {
+                what: abbreviate(text),
+            })?
+            .map_err(|e| SqlError::Execution {
+                statement: abbreviate(text),
+                message: format!("reading external table {name}: {e}"),
+                kind: ErrorKind::Data,
+            })?;
+        let request = LoadRequest {
+            name: name.clone(),
+            primary_key: Vec::new(),
+            placement_keys: Vec::new(),
+            replace: true,
+            source_name: format!("external table {name} ({})", table.def.locations.join(", ")),
+        };
+        let cluster = Arc::clone(&self.sources.cluster);
+        let cancel = cancel.clone();
+        let schema = Arc::clone(&table.schema);
+        let status = tokio::task::spawn_blocking(move || {
+            cluster.load(
+                &request,
+                schema,
+                Box::new(batches.into_iter().map(Ok)),
+                &cancel,
+                &mut |_| {},
+            )
+        })
+        .await
+        .map_err(|e| SqlError::Execution {
+            statement: abbreviate(text),
+            message: e.to_string(),
+            kind: ErrorKind::Internal,
+        })??;
+        self.sources.externals.set_loaded(name, true);
+        self.sources.conn.set_external_loaded(name, true)?;
+        Ok(self.done(
+            text,
+            format!(
+                "loaded {} rows of external table {name} into the cluster",
+                status.rows
+            ),
+        ))
+    }
+
+    pub(super) fn unload_external(&self, name: &TableName, text: &str) -> Result<QueryResult> {
+        if self.sources.externals.is_loaded(name) {
+            let _ = self.sources.cluster.unload(name);
+        }
+        self.sources.externals.set_loaded(name, false);
+        self.sources.conn.set_external_loaded(name, false)?;
+        Ok(self.done(text, format!("unloaded external table {name}")))
+    }
+
+    /// `DROP TABLE` of an external table: the definition only, never the files.
+    pub(super) fn drop_external(&self, name: &TableName, text: &str) -> Result<QueryResult> {
+        if self.sources.externals.is_loaded(name) {
+            let _ = self.sources.cluster.unload(name);
+        }
+        self.sources.externals.remove(name);
+        self.sources.conn.remove_external(name)?;
+        Ok(self.done(
+            text,
+            format!("dropped external table {name} (its files are untouched)"),
+        ))
+    }
+}
