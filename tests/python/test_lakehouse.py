@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import lakewave as lw
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-import lakewave as lw
 
 
 def test_external_tables_in_place_and_loaded(tmp_path) -> None:
