@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub spill_dir: Option<String>,
     /// Change propagation from the row store to the cluster.
     pub propagation: PropagationConfig,
+    /// What `SELECT @@hostname` answers (default: the machine's host name).
+    pub instance_name: String,
 }
 
 /// When the propagator sends a batch of changes to the cluster.
@@ -82,6 +84,7 @@ const KNOWN_KEYS: &[&str] = &[
     "propagation_interval",
     "propagation_batch_bytes",
     "read_your_writes",
+    "instance_name",
 ];
 
 impl EngineConfig {
@@ -105,6 +108,7 @@ impl EngineConfig {
             dictionary_max_ratio: 0.25,
             spill_dir: None,
             propagation: PropagationConfig::default(),
+            instance_name: host_name(),
         }
     }
 
@@ -188,6 +192,15 @@ fn parse_count(key: &str, value: &str) -> Result<usize, ConfigError> {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(invalid(key, value, "expected a whole number of at least 1")),
     }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "lakewave".to_string())
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {

@@ -205,6 +205,7 @@ class Connection:
         format: str = "parquet",
         columns: Mapping[str, str] | None = None,
         options: Mapping[str, object] | None = None,
+        storage_options: Mapping[str, str] | None = None,
         if_not_exists: bool = False,
     ) -> None:
         """Define an external table over files read in place (the Pythonic form
@@ -214,11 +215,18 @@ class Connection:
             name: ``table`` or ``database.table``.
             location: a file, a folder (every file of the format below it), a
                 glob pattern, or a list of them; local paths or ``file://``.
-            format: ``"parquet"``, ``"csv"`` or ``"json"`` (newline-delimited).
+            format: ``"parquet"``, ``"csv"``, ``"json"`` (newline-delimited) or
+                ``"delta"`` (the table's root folder; ``options={"version": n}``
+                reads an older version).
             columns: ``{"name": "MySQL type"}``; inferred from the files when
                 omitted. Declared columns must match the files' columns.
             options: CSV options ``header`` (default true), ``field_delimiter``,
                 ``quotation_marks``, ``null_value``. Unknown keys are errors.
+            storage_options: object store settings for ``s3://``, ``oci://``,
+                ``gs://``, ``az://`` locations: ``endpoint``, ``region``,
+                ``access_key_id``, ``secret_access_key``, ``allow_http``, or the
+                object_store keys (``aws_*``, ``google_*``, ``azure_*``). Secret
+                values are not kept in the database file.
 
         ``ALTER TABLE name SECONDARY_LOAD`` then loads it into the cluster;
         ``DROP TABLE`` removes the definition, never the files.
@@ -248,9 +256,13 @@ class Connection:
             settings.append(f"{key.upper()} {quote(value)}")
         files = ", ".join(f"URI {quote(os.fspath(p))}" for p in locations)
         exists = "IF NOT EXISTS " if if_not_exists else ""
+        storage = ""
+        if storage_options:
+            pairs = ", ".join(f"{quote(k)} {quote(v)}" for k, v in storage_options.items())
+            storage = f" STORAGE_OPTIONS = ({pairs})"
         self.sql(
             f"CREATE EXTERNAL TABLE {exists}{name}{column_list} "
-            f"FILE_FORMAT = (FORMAT {format} {' '.join(settings)}) FILES = ({files})"
+            f"FILE_FORMAT = (FORMAT {format} {' '.join(settings)}) FILES = ({files}){storage}"
         )
 
     def loaded_tables(self) -> list[LoadedTable]:

@@ -29,6 +29,7 @@ use datafusion::functions::expr_fn::nullif;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col, lit};
 
 use super::LakehouseError;
+use super::stores::{open_store, redact};
 use crate::catalog::TableName;
 
 /// The file format of an external table.
@@ -38,6 +39,10 @@ pub enum FileFormat {
     Csv(CsvOptions),
     /// Newline-delimited JSON.
     Json,
+    /// A Delta table (its root folder); `version` reads an older version.
+    Delta {
+        version: Option<u64>,
+    },
 }
 
 impl FileFormat {
@@ -46,6 +51,7 @@ impl FileFormat {
             FileFormat::Parquet => "parquet",
             FileFormat::Csv(_) => "csv",
             FileFormat::Json => "json",
+            FileFormat::Delta { .. } => "delta",
         }
     }
 
@@ -54,6 +60,7 @@ impl FileFormat {
             FileFormat::Parquet => ".parquet",
             FileFormat::Csv(_) => ".csv",
             FileFormat::Json => ".json",
+            FileFormat::Delta { .. } => ".parquet",
         }
     }
 
@@ -71,6 +78,7 @@ impl FileFormat {
                 Arc::new(format)
             }
             FileFormat::Json => Arc::new(JsonFormat::default()),
+            FileFormat::Delta { .. } => Arc::new(ParquetFormat::default()),
         }
     }
 }
@@ -116,6 +124,25 @@ pub struct ExternalTableDef {
     pub locations: Vec<String>,
     /// The declared columns, if any (else inferred).
     pub columns: Option<SchemaRef>,
+    /// Object store options (credentials, endpoint, region), as strings.
+    pub storage_options: std::collections::BTreeMap<String, String>,
+}
+
+/// Option keys whose values are secrets: never persisted, never shown.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "secret",
+        "token",
+        "password",
+        "account_key",
+        "access_key",
+        "sas",
+        "service_account_key",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+        && !key.ends_with("access_key_id")
 }
 
 /// A defined external table, ready to scan in place.
@@ -124,6 +151,8 @@ pub struct ExternalTable {
     pub def: ExternalTableDef,
     pub schema: SchemaRef,
     pub provider: Arc<dyn TableProvider>,
+    /// For Delta tables, the version read.
+    pub delta_version: Option<i64>,
 }
 
 impl fmt::Debug for ExternalTable {
@@ -150,6 +179,9 @@ pub async fn open_external(
             table: def.name.to_string(),
             reason: "FILES names no location".into(),
         });
+    }
+    if let FileFormat::Delta { version } = def.format {
+        return open_delta(def, version, state).await;
     }
     let mut urls = Vec::new();
     let mut any_folder = false;
@@ -286,7 +318,191 @@ pub async fn open_external(
         def,
         schema,
         provider,
+        delta_version: None,
     })
+}
+
+/// A Delta table: its log is read now (the snapshot this definition sees);
+/// the provider reads that snapshot's files with deletion vectors, column
+/// mapping and partition values applied.
+async fn open_delta(
+    def: ExternalTableDef,
+    version: Option<u64>,
+    state: &dyn Session,
+) -> Result<ExternalTable, LakehouseError> {
+    let [location] = def.locations.as_slice() else {
+        return Err(LakehouseError::Definition {
+            table: def.name.to_string(),
+            reason: "a Delta table has exactly one location: its root folder".into(),
+        });
+    };
+    let url = location_url(location).map_err(|reason| location_error(&def, location, reason))?;
+    if url.scheme() == "file" {
+        let path = url
+            .to_file_path()
+            .map_err(|_| location_error(&def, location, "not a local path".into()))?;
+        if !path.exists() {
+            return Err(location_error(&def, location, "no such folder".into()));
+        }
+        if !path.join("_delta_log").is_dir() {
+            return Err(location_error(
+                &def,
+                location,
+                "not a Delta table (it has no _delta_log folder)".into(),
+            ));
+        }
+    }
+    let delta_error = |e: deltalake::DeltaTableError| LakehouseError::Delta {
+        table: def.name.to_string(),
+        location: redact(location),
+        reason: e.to_string(),
+    };
+    let mut builder = deltalake::DeltaTableBuilder::from_url(url.clone()).map_err(delta_error)?;
+    if url.scheme() != "file" {
+        let opened = open_store(&url, &def.storage_options)
+            .map_err(|reason| location_error(&def, &redact(location), reason))?;
+        state
+            .runtime_env()
+            .register_object_store(&opened.root, Arc::clone(&opened.store));
+        builder = deltalake::DeltaTableBuilder::from_url(opened.location.clone())
+            .map_err(delta_error)?
+            .with_storage_backend(opened.store, opened.location);
+    }
+    if let Some(v) = version {
+        builder = builder.with_version(v);
+    }
+    let table = builder.load().await.map_err(delta_error)?;
+    let delta_version = table.version().map(|v| v as i64);
+    let provider = match table.table_provider().await {
+        Ok(provider) => provider,
+        Err(e) if only_vacuum_protocol_check(&table) => {
+            // vacuumProtocolCheck only constrains VACUUM (a writer): readers
+            // need do nothing, but delta-rs 1.1 refuses tables that declare
+            // it. Plain tables (no partitions, no deletion vectors) are read
+            // from the snapshot's file list instead.
+            vacuum_checked_provider(&table, state)
+                .await
+                .map_err(|reason| LakehouseError::Delta {
+                    table: def.name.to_string(),
+                    location: redact(location),
+                    reason: format!("{e}; {reason}"),
+                })?
+        }
+        Err(e) => {
+            return Err(LakehouseError::Delta {
+                table: def.name.to_string(),
+                location: redact(location),
+                reason: e.to_string(),
+            });
+        }
+    };
+    let inferred = provider.schema();
+    let schema = match &def.columns {
+        None => inferred,
+        Some(declared) => {
+            check_columns(&def, declared, &inferred)?;
+            let provider_schema = Arc::clone(&inferred);
+            // Types come from the log; the list only has to name the columns.
+            Arc::new(Schema::new(
+                declared
+                    .fields()
+                    .iter()
+                    .filter_map(|f| {
+                        provider_schema
+                            .fields()
+                            .iter()
+                            .find(|p| p.name().eq_ignore_ascii_case(f.name()))
+                            .map(|p| p.as_ref().clone())
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        }
+    };
+    let provider: Arc<dyn TableProvider> = if schema.fields().len()
+        == provider.schema().fields().len()
+    {
+        provider
+    } else {
+        let columns: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .map(|f| col(Column::from_name(f.name())))
+            .collect();
+        let plan =
+            LogicalPlanBuilder::scan(def.name.table.clone(), provider_as_source(provider), None)
+                .and_then(|b| b.project(columns))
+                .and_then(|b| b.build())
+                .map_err(|e| LakehouseError::Read {
+                    path: location.clone(),
+                    source: e,
+                })?;
+        Arc::new(ViewTable::new(plan, None))
+    };
+    Ok(ExternalTable {
+        def,
+        schema,
+        provider,
+        delta_version,
+    })
+}
+
+fn only_vacuum_protocol_check(table: &deltalake::DeltaTable) -> bool {
+    let Ok(state) = table.snapshot() else {
+        return false;
+    };
+    state.protocol().reader_features().is_some_and(|features| {
+        !features.is_empty()
+            && features
+                .iter()
+                .all(|f| f.to_string().eq_ignore_ascii_case("vacuumProtocolCheck"))
+    })
+}
+
+async fn vacuum_checked_provider(
+    table: &deltalake::DeltaTable,
+    state: &dyn Session,
+) -> Result<Arc<dyn TableProvider>, String> {
+    let snapshot = table.snapshot().map_err(|e| e.to_string())?;
+    if !snapshot.metadata().partition_columns().is_empty() {
+        return Err("a partitioned table with vacuumProtocolCheck cannot be read".into());
+    }
+    let schema = snapshot.snapshot().arrow_schema();
+    let files: Vec<String> = table.get_file_uris().map_err(|e| e.to_string())?.collect();
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(f).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let _ = state;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(""),
+        )
+        .with_schema(schema);
+    Ok(Arc::new(
+        ListingTable::try_new(config).map_err(|e| e.to_string())?,
+    ))
+}
+
+/// A location as a URL: local paths become `file://` URLs of folders.
+pub fn location_url(location: &str) -> Result<url::Url, String> {
+    if location.contains("://") {
+        let mut url = url::Url::parse(location).map_err(|e| e.to_string())?;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        return Ok(url);
+    }
+    let path = std::path::Path::new(location);
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| e.to_string())?
+            .join(path)
+    };
+    url::Url::from_directory_path(&absolute)
+        .map_err(|_| format!("'{location}' is not a valid path"))
 }
 
 /// The declared columns must name the files' columns (case-insensitively), in
@@ -372,14 +588,23 @@ fn declared_schema(declared: &SchemaRef, inferred: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The defined external tables of an instance, and which are loaded.
+/// The defined external tables of an instance, which are loaded, and the
+/// object stores they read (shared by every session of the instance).
 #[derive(Debug, Default)]
 pub struct ExternalCatalog {
     tables: parking_lot::RwLock<std::collections::BTreeMap<TableName, ExternalTable>>,
     loaded: parking_lot::RwLock<std::collections::BTreeSet<TableName>>,
+    versions: parking_lot::RwLock<std::collections::BTreeMap<TableName, Option<i64>>>,
+    stores: Arc<datafusion::execution::object_store::DefaultObjectStoreRegistry>,
 }
 
 impl ExternalCatalog {
+    pub fn object_stores(
+        &self,
+    ) -> Arc<datafusion::execution::object_store::DefaultObjectStoreRegistry> {
+        Arc::clone(&self.stores)
+    }
+
     pub fn get(&self, name: &TableName) -> Option<ExternalTable> {
         self.tables.read().get(name).cloned()
     }
@@ -400,6 +625,15 @@ impl ExternalCatalog {
             .filter(|n| n.database == database)
             .map(|n| n.table.clone())
             .collect()
+    }
+
+    /// The Delta version (or load count) the cluster copy reflects.
+    pub fn loaded_version(&self, name: &TableName) -> Option<i64> {
+        self.versions.read().get(name).copied().flatten()
+    }
+
+    pub fn set_loaded_version(&self, name: &TableName, version: Option<i64>) {
+        self.versions.write().insert(name.clone(), version);
     }
 
     pub fn is_loaded(&self, name: &TableName) -> bool {

@@ -6,6 +6,7 @@
 //! statements.
 
 pub mod external;
+pub mod stores;
 
 use std::path::Path;
 
@@ -32,6 +33,12 @@ pub enum LakehouseError {
     },
     #[error("external table '{table}': {reason}")]
     Definition { table: String, reason: String },
+    #[error("external table '{table}': cannot read the Delta table at '{location}': {reason}")]
+    Delta {
+        table: String,
+        location: String,
+        reason: String,
+    },
     #[error("cannot read '{path}'")]
     Read {
         path: String,
@@ -47,7 +54,9 @@ impl LakehouseError {
             | LakehouseError::Empty { .. }
             | LakehouseError::Location { .. } => ErrorKind::Operational,
             LakehouseError::Definition { .. } => ErrorKind::Programming,
-            LakehouseError::Read { .. } | LakehouseError::Corrupt { .. } => ErrorKind::Data,
+            LakehouseError::Read { .. }
+            | LakehouseError::Corrupt { .. }
+            | LakehouseError::Delta { .. } => ErrorKind::Data,
         }
     }
 }

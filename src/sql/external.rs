@@ -126,10 +126,32 @@ fn file_format(text: &str, name: &str, options: &[(String, String)]) -> Result<F
         "parquet" => FileFormat::Parquet,
         "json" | "ndjson" => FileFormat::Json,
         "csv" => FileFormat::Csv(CsvOptions::default()),
+        "delta" => {
+            let mut version = None;
+            for (key, value) in options {
+                match key.to_ascii_uppercase().as_str() {
+                    "VERSION" => {
+                        version = Some(value.parse::<u64>().map_err(|_| {
+                            syntax(
+                                text,
+                                format!("VERSION must be a whole number, not '{value}'"),
+                            )
+                        })?)
+                    }
+                    other => {
+                        return Err(syntax(
+                            text,
+                            format!("unknown Delta option '{other}' (VERSION)"),
+                        ));
+                    }
+                }
+            }
+            return Ok(FileFormat::Delta { version });
+        }
         other => {
             return Err(SqlError::NotSupported {
                 statement: abbreviate(text),
-                what: format!("external table format '{other}' (parquet, csv and json are supported; delta and avro are not yet)"),
+                what: format!("external table format '{other}' (parquet, csv, json and delta are supported; avro is not yet)"),
             }
             .into());
         }
@@ -164,6 +186,18 @@ fn file_format(text: &str, name: &str, options: &[(String, String)]) -> Result<F
             None => Ok(other),
         },
     }
+}
+
+/// The DDL kept in the database file: the statement without the values of
+/// secret storage options (they come from the environment after a reopen).
+fn persisted_ddl(text: &str, def: &ExternalTableDef) -> String {
+    let mut out = text.to_string();
+    for (key, value) in &def.storage_options {
+        if crate::lakehouse::external::is_secret(key) && !value.is_empty() {
+            out = out.replace(&format!("'{value}'"), "''");
+        }
+    }
+    out
 }
 
 /// A parsed definition.
@@ -255,6 +289,7 @@ impl Session {
         }
         let mut format = None;
         let mut locations = Vec::new();
+        let mut storage_options = std::collections::BTreeMap::new();
         while let Some(keyword) = t.word() {
             match keyword.as_str() {
                 "FILE_FORMAT" => {
@@ -303,6 +338,28 @@ impl Session {
                         }
                     }
                 }
+                "STORAGE_OPTIONS" | "OPTIONS" => {
+                    // lakewave's own clause: object store settings.
+                    t.eat(&Token::Eq);
+                    if !t.eat(&Token::LParen) {
+                        return Err(syntax(
+                            text,
+                            "expected STORAGE_OPTIONS = (key 'value', ...)",
+                        ));
+                    }
+                    while !t.eat(&Token::RParen) {
+                        t.eat(&Token::Comma);
+                        let key = match t.next() {
+                            Some(Token::Word(w)) => w.value.to_ascii_lowercase(),
+                            Some(Token::SingleQuotedString(s)) => s.to_ascii_lowercase(),
+                            _ => return Err(syntax(text, "expected a storage option name")),
+                        };
+                        let value = t.value().ok_or_else(|| {
+                            syntax(text, format!("expected a value for storage option '{key}'"))
+                        })?;
+                        storage_options.insert(key, value);
+                    }
+                }
                 "ENGINE" | "SECONDARY_ENGINE" => {
                     t.value();
                 }
@@ -322,6 +379,7 @@ impl Session {
                 format,
                 locations,
                 columns,
+                storage_options,
             },
             if_not_exists,
         })
@@ -360,8 +418,9 @@ impl Session {
             return Err(RowStoreError::DatabaseNotFound(name.database.clone()).into());
         }
         let state = self.ctx.state();
+        let persisted = persisted_ddl(text, &ddl.def);
         let table = open_external(ddl.def, &state).await?;
-        self.sources.conn.save_external(&name, text)?;
+        self.sources.conn.save_external(&name, &persisted)?;
         self.sources.externals.insert(table);
         Ok(self.done(text, format!("defined external table {name}")))
     }
@@ -419,6 +478,9 @@ impl Session {
             kind: ErrorKind::Internal,
         })??;
         self.sources.externals.set_loaded(name, true);
+        self.sources
+            .externals
+            .set_loaded_version(name, table.delta_version);
         self.sources.conn.set_external_loaded(name, true)?;
         Ok(self.done(
             text,
@@ -427,6 +489,35 @@ impl Session {
                 status.rows
             ),
         ))
+    }
+
+    /// Bring an external table to its source's current state: re-read the
+    /// Delta log or re-list the files and, if it is loaded, load the new
+    /// version in one step (queries see the old or the new version, never a
+    /// mix). Returns the version now loaded (Delta) if any.
+    pub async fn refresh_external(&self, name: &TableName, cancel: &Cancel) -> Result<Option<i64>> {
+        let Some(current) = self.sources.externals.get(name) else {
+            return Err(SqlError::TableNotFound {
+                statement: format!("refresh {name}"),
+                table: name.to_string(),
+            }
+            .into());
+        };
+        let state = self.ctx.state();
+        let mut def = current.def.clone();
+        if let FileFormat::Delta { version } = &mut def.format {
+            // A refresh follows the table: a pinned version stays pinned.
+            let _ = version;
+        }
+        let fresh = open_external(def, &state).await?;
+        let version = fresh.delta_version;
+        let loaded = self.sources.externals.is_loaded(name);
+        self.sources.externals.insert(fresh);
+        if loaded {
+            self.load_external(name, &format!("refresh {name}"), cancel)
+                .await?;
+        }
+        Ok(version)
     }
 
     pub(super) fn unload_external(&self, name: &TableName, text: &str) -> Result<QueryResult> {

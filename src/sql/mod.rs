@@ -11,6 +11,7 @@
 
 mod dml;
 mod external;
+mod heatwave;
 mod output;
 mod schema;
 mod split;
@@ -273,6 +274,8 @@ pub struct Session {
     cluster: Arc<Cluster>,
     sources: schema::Sources,
     mode: parking_lot::Mutex<OffloadMode>,
+    /// MySQL user variables (`SET @x = ...`), held as JSON values.
+    variables: parking_lot::Mutex<std::collections::HashMap<String, serde_json::Value>>,
 }
 
 /// Where a SELECT runs, and why not in the cluster.
@@ -307,6 +310,7 @@ impl Session {
             disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.into()]));
         }
         let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(sources.externals.object_stores())
             .with_memory_pool(Arc::new(FairSpillPool::new(config.query_memory as usize)))
             .with_disk_manager_builder(disk)
             .build_arc()
@@ -333,6 +337,7 @@ impl Session {
             cluster,
             sources,
             mode: parking_lot::Mutex::new(OffloadMode::On),
+            variables: parking_lot::Mutex::default(),
         })
     }
 
@@ -488,6 +493,36 @@ impl Session {
         let mut last = None;
         for (index, piece) in pieces.into_iter().enumerate() {
             let params = if index + 1 == count { params } else { &[] };
+            let compact: String = piece
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_ascii_lowercase();
+            if compact == "select @@hostname" {
+                let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+                    arrow::datatypes::Field::new(
+                        "@@hostname",
+                        arrow::datatypes::DataType::Utf8,
+                        false,
+                    ),
+                ]));
+                let name = self.cluster.config().instance_name.clone();
+                let batch = RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(arrow::array::StringArray::from(vec![name]))],
+                )
+                .expect("one column");
+                last = Some(QueryResult::ready(piece, schema, vec![batch]));
+                continue;
+            }
+            if let Some((name, expr)) = heatwave::parse_user_variable(piece) {
+                last = Some(self.set_user_variable(&name, &expr, piece)?);
+                continue;
+            }
+            if let Some(args) = heatwave::parse_heatwave_load(piece) {
+                last = Some(self.heatwave_load(&args, piece, cancel).await?);
+                continue;
+            }
             if external::is_external_ddl(piece) {
                 let ddl = self.parse_external(piece)?;
                 last = Some(self.create_external(ddl, piece).await?);

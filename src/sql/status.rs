@@ -93,10 +93,12 @@ pub fn table_rows(sources: &Sources) -> Vec<TableRow> {
             .catalog()
             .table(&status.name)
             .is_some_and(|d| !matches!(d.placement, crate::catalog::Placement::RoundRobin));
+        // External tables show the Delta version they hold.
+        let external_version = sources.externals.loaded_version(&status.name);
         rows.push(TableRow {
             id: DIRECT_ID_BASE + index as i64,
             name: status.name.clone(),
-            snapshot_scn: status.version as i64,
+            snapshot_scn: external_version.unwrap_or(status.version as i64),
             pool_type: "RAPID_LOAD_POOL_SNAPSHOT",
             placement: if keyed { "PrimaryKey" } else { "RoundRobin" },
             rows: status.rows as i64,

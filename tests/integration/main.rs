@@ -2,6 +2,7 @@
 //! instance API, SQL behaviour, and the `.slt` SQL logic tests in `tests/sql`.
 
 mod common;
+mod delta_golden;
 mod differential;
 mod lakehouse;
 mod load;

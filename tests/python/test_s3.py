@@ -1,0 +1,171 @@
+"""External tables on S3, through a real S3 API server on localhost (moto in
+server mode, started and stopped here): Parquet and Delta, in place and
+loaded, refresh after a new Delta commit, bad credentials, and two lakewave
+instances in separate processes over the same bucket."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lakewave as lw
+
+moto_server = pytest.importorskip("moto.server")
+boto3 = pytest.importorskip("boto3")
+deltalake = pytest.importorskip("deltalake")
+
+BUCKET = "lake"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    client.create_bucket(Bucket=BUCKET)
+    options = {
+        "endpoint": endpoint,
+        "access_key_id": "test",
+        "secret_access_key": "test",
+        "region": "us-east-1",
+        "allow_http": "true",
+    }
+    yield client, endpoint, options
+    server.stop()
+
+
+def _delta_options(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+    }
+
+
+def test_parquet_on_s3_in_place_and_loaded(s3, tmp_path) -> None:
+    client, _, options = s3
+    for i in range(3):
+        local = tmp_path / f"p{i}.parquet"
+        pq.write_table(pa.table({"id": [i * 10 + k for k in range(10)], "v": [float(i)] * 10}), local)
+        client.upload_file(str(local), BUCKET, f"orders/p{i}.parquet")
+    db = lw.connect()
+    db.create_external_table("orders", f"s3://{BUCKET}/orders/", storage_options=options)
+    assert db.sql("SELECT count(*), sum(v) FROM orders").fetchone() == (30, 30.0)
+    db.sql("ALTER TABLE orders SECONDARY_LOAD")
+    assert "cluster" in db.sql("EXPLAIN SELECT count(*) FROM orders").fetchone()[1]
+    assert db.sql("SELECT count(*), sum(v) FROM orders").fetchone() == (30, 30.0)
+
+
+def test_wrong_credentials_are_an_error_that_hides_the_secret(s3) -> None:
+    _, _, options = s3
+    bad = dict(options, secret_access_key="s3cr3t-value", endpoint="http://127.0.0.1:1")
+    db = lw.connect()
+    with pytest.raises(lw.Error) as raised:
+        db.create_external_table("t", f"s3://{BUCKET}/orders/", storage_options=bad)
+    assert "s3cr3t-value" not in str(raised.value)
+    assert "main.t" in str(raised.value)
+    with pytest.raises(lw.OperationalError, match="nonsense"):
+        db.create_external_table("t", f"s3://{BUCKET}/orders/", storage_options={"nonsense": "1"})
+
+
+def test_delta_on_s3_refresh_after_a_commit(s3) -> None:
+    _, endpoint, options = s3
+    uri = f"s3://{BUCKET}/delta/events"
+    write = deltalake.write_deltalake
+    write(uri, pa.table({"id": [1, 2, 3], "kind": ["a", "b", "c"]}), storage_options=_delta_options(endpoint))
+    db = lw.connect()
+    db.create_external_table("events", uri, format="delta", storage_options=options)
+    db.sql("ALTER TABLE events SECONDARY_LOAD")
+    assert db.sql("SELECT count(*) FROM events").fetchone() == (3,)
+    write(
+        uri,
+        pa.table({"id": [4], "kind": ["d"]}),
+        mode="append",
+        storage_options=_delta_options(endpoint),
+    )
+    db.sql("SET @options = JSON_OBJECT('mode', 'normal', 'refresh_external_tables', TRUE)")
+    status = db.sql(
+        "CALL sys.HEATWAVE_LOAD(CAST('[{\"db_name\": \"main\", \"tables\": [{\"table_name\": \"events\"}]}]' AS JSON), @options)"
+    ).fetchall()
+    assert status == [("main.events", "refreshed to version 1")]
+    assert db.sql("SELECT count(*), max(kind) FROM events").fetchone() == (4, "d")
+    (row,) = [t for t in db.loaded_tables() if t["name"] == "main.events"]
+    assert row["snapshot_scn"] == 1
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import lakewave as lw
+    name, uri, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    db = lw.connect(config={"instance_name": name})
+    db.create_external_table("t", uri, format="delta", storage_options=options)
+    db.sql("ALTER TABLE t SECONDARY_LOAD")
+    query = "SELECT @@hostname"
+    for line in sys.stdin:
+        if line.strip() == "refresh":
+            db.sql("SET @o = JSON_OBJECT('refresh_external_tables', TRUE)")
+            db.sql("CALL sys.HEATWAVE_LOAD(JSON_ARRAY(JSON_OBJECT('db_name', 'main')), @o)")
+        host = db.sql("SELECT @@hostname").fetchone()[0]
+        rows = db.sql("SELECT id, kind FROM t ORDER BY id").fetchall()
+        print(json.dumps({"host": host, "rows": rows}), flush=True)
+    """
+)
+
+
+def test_two_instances_over_one_bucket(s3, tmp_path) -> None:
+    import json
+
+    _, endpoint, options = s3
+    uri = f"s3://{BUCKET}/delta/shared"
+    deltalake.write_deltalake(uri, pa.table({"id": [1, 2], "kind": ["x", "y"]}), storage_options=_delta_options(endpoint))
+    script = tmp_path / "instance.py"
+    script.write_text(CHILD)
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(script), name, uri, json.dumps(options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("lakewave-a", "lakewave-b")
+    ]
+
+    def ask(child: subprocess.Popen, line: str) -> dict:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(line + "\n")
+        child.stdin.flush()
+        return json.loads(child.stdout.readline())
+
+    try:
+        first = [ask(c, "query") for c in children]
+        assert [f["host"] for f in first] == ["lakewave-a", "lakewave-b"]
+        assert first[0]["rows"] == first[1]["rows"] == [[1, "x"], [2, "y"]]
+        deltalake.write_deltalake(
+            uri, pa.table({"id": [3], "kind": ["z"]}), mode="append", storage_options=_delta_options(endpoint)
+        )
+        after = [ask(c, "refresh") for c in children]
+        assert after[0]["rows"] == after[1]["rows"] == [[1, "x"], [2, "y"], [3, "z"]]
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
