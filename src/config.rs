@@ -159,6 +159,7 @@ impl EngineConfig {
                 "propagation_batch_bytes" => {
                     config.propagation.max_pending_bytes = parse_bytes(key, value)?
                 }
+                "instance_name" => config.instance_name = value.trim().to_string(),
                 "read_your_writes" => config.propagation.read_your_writes = parse_bool(key, value)?,
                 _ => {
                     return Err(ConfigError::UnknownKey {

@@ -164,7 +164,7 @@ impl fmt::Debug for ExternalTable {
 fn location_error(def: &ExternalTableDef, location: &str, reason: String) -> LakehouseError {
     LakehouseError::Location {
         table: def.name.to_string(),
-        location: location.to_string(),
+        location: redact(location),
         reason,
     }
 }
@@ -186,29 +186,32 @@ pub async fn open_external(
     let mut urls = Vec::new();
     let mut any_folder = false;
     for location in &def.locations {
-        if let Some(scheme) = location.split_once("://").map(|(s, _)| s)
-            && scheme != "file"
-        {
-            return Err(location_error(
-                &def,
-                location,
-                format!(
-                    "the '{scheme}://' scheme is not supported yet (local paths and file:// are)"
-                ),
-            ));
-        }
-        let path = location.strip_prefix("file://").unwrap_or(location);
-        let has_glob = path.contains(['*', '?', '[']);
-        if !has_glob && !std::path::Path::new(path).exists() {
-            return Err(location_error(
-                &def,
-                location,
-                "no such file or folder".into(),
-            ));
-        }
-        any_folder |= std::path::Path::new(path).is_dir();
-        let url = ListingTableUrl::parse(location)
-            .map_err(|e| location_error(&def, location, e.to_string()))?;
+        let remote = location.split_once("://").is_some_and(|(s, _)| s != "file");
+        let url = if remote {
+            let url = url::Url::parse(location)
+                .map_err(|e| location_error(&def, &redact(location), e.to_string()))?;
+            let opened = open_store(&url, &def.storage_options)
+                .map_err(|reason| location_error(&def, &redact(location), reason))?;
+            state
+                .runtime_env()
+                .register_object_store(&opened.root, opened.store);
+            any_folder |= location.ends_with('/');
+            ListingTableUrl::parse(opened.location.as_str())
+                .map_err(|e| location_error(&def, &redact(location), e.to_string()))?
+        } else {
+            let path = location.strip_prefix("file://").unwrap_or(location);
+            let has_glob = path.contains(['*', '?', '[']);
+            if !has_glob && !std::path::Path::new(path).exists() {
+                return Err(location_error(
+                    &def,
+                    location,
+                    "no such file or folder".into(),
+                ));
+            }
+            any_folder |= std::path::Path::new(path).is_dir();
+            ListingTableUrl::parse(location)
+                .map_err(|e| location_error(&def, location, e.to_string()))?
+        };
         urls.push(url);
     }
     let extension = if any_folder {
@@ -357,17 +360,19 @@ async fn open_delta(
         location: redact(location),
         reason: e.to_string(),
     };
-    let mut builder = deltalake::DeltaTableBuilder::from_url(url.clone()).map_err(delta_error)?;
-    if url.scheme() != "file" {
+    let mut builder = if url.scheme() == "file" {
+        deltalake::DeltaTableBuilder::from_url(url.clone()).map_err(delta_error)?
+    } else {
         let opened = open_store(&url, &def.storage_options)
             .map_err(|reason| location_error(&def, &redact(location), reason))?;
         state
             .runtime_env()
             .register_object_store(&opened.root, Arc::clone(&opened.store));
-        builder = deltalake::DeltaTableBuilder::from_url(opened.location.clone())
+        register_read_log_stores();
+        deltalake::DeltaTableBuilder::from_url(opened.location.clone())
             .map_err(delta_error)?
-            .with_storage_backend(opened.store, opened.location);
-    }
+            .with_storage_backend(opened.store, opened.location)
+    };
     if let Some(v) = version {
         builder = builder.with_version(v);
     }
@@ -444,6 +449,47 @@ async fn open_delta(
         provider,
         delta_version,
     })
+}
+
+/// delta-rs reads a table's log through a "log store" chosen by URL scheme;
+/// only `file://` and `memory://` are registered without its cloud features
+/// (which pull in the AWS SDK). lakewave builds the object store itself and
+/// only reads, so the default log store serves every scheme.
+struct ReadLogStoreFactory;
+
+impl deltalake::logstore::LogStoreFactory for ReadLogStoreFactory {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake::logstore::ObjectStoreRef,
+        root_store: deltalake::logstore::ObjectStoreRef,
+        location: &url::Url,
+        options: &deltalake::logstore::StorageConfig,
+    ) -> deltalake::DeltaResult<Arc<dyn deltalake::logstore::LogStore>> {
+        Ok(deltalake::logstore::default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_read_log_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let factories = deltalake::logstore::logstore_factories();
+        // Delta over http(s) is not offered: those URLs need a host.
+        for scheme in [
+            "s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "azure://",
+        ] {
+            let Ok(url) = url::Url::parse(scheme) else {
+                continue;
+            };
+            if !factories.contains_key(&url) {
+                factories.insert(url, Arc::new(ReadLogStoreFactory));
+            }
+        }
+    });
 }
 
 fn only_vacuum_protocol_check(table: &deltalake::DeltaTable) -> bool {

@@ -10,11 +10,10 @@ import subprocess
 import sys
 import textwrap
 
+import lakewave as lw
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-import lakewave as lw
 
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
@@ -36,7 +35,11 @@ def s3():
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     client = boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
     )
     client.create_bucket(Bucket=BUCKET)
     options = {
@@ -104,7 +107,7 @@ def test_delta_on_s3_refresh_after_a_commit(s3) -> None:
     )
     db.sql("SET @options = JSON_OBJECT('mode', 'normal', 'refresh_external_tables', TRUE)")
     status = db.sql(
-        "CALL sys.HEATWAVE_LOAD(CAST('[{\"db_name\": \"main\", \"tables\": [{\"table_name\": \"events\"}]}]' AS JSON), @options)"
+        'CALL sys.HEATWAVE_LOAD(CAST(\'[{"db_name": "main", "tables": [{"table_name": "events"}]}]\' AS JSON), @options)'
     ).fetchall()
     assert status == [("main.events", "refreshed to version 1")]
     assert db.sql("SELECT count(*), max(kind) FROM events").fetchone() == (4, "d")
@@ -137,7 +140,9 @@ def test_two_instances_over_one_bucket(s3, tmp_path) -> None:
 
     _, endpoint, options = s3
     uri = f"s3://{BUCKET}/delta/shared"
-    deltalake.write_deltalake(uri, pa.table({"id": [1, 2], "kind": ["x", "y"]}), storage_options=_delta_options(endpoint))
+    deltalake.write_deltalake(
+        uri, pa.table({"id": [1, 2], "kind": ["x", "y"]}), storage_options=_delta_options(endpoint)
+    )
     script = tmp_path / "instance.py"
     script.write_text(CHILD)
     children = [
