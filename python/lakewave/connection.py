@@ -233,7 +233,7 @@ class Connection:
 
         >>> import lakewave as lw, tempfile, pathlib
         >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (folder / "a.csv").write_text("id;name\n1;pen\n2;ink\n")
+        >>> _ = (folder / "a.csv").write_text("id;name\\n1;pen\\n2;ink\\n")
         >>> db = lw.connect()
         >>> db.create_external_table("items", folder / "a.csv", format="csv", options={"field_delimiter": ";"})
         >>> db.sql("SELECT count(*) FROM items").fetchone()
