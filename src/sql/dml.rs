@@ -36,6 +36,32 @@ pub(super) fn normalize(ident: &Ident) -> String {
     }
 }
 
+/// The last part of a (possibly qualified) name, normalised.
+pub(super) fn last_ident(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(normalize)
+        .unwrap_or_default()
+}
+
+/// The position of `column` in `table`, or an error listing the valid ones.
+fn column_position(table: &RowTable, column: &str, text: &str) -> Result<usize> {
+    table.column_index(column).ok_or_else(|| -> Error {
+        SqlError::ColumnNotFound {
+            statement: abbreviate(text),
+            column: column.to_string(),
+            valid: table
+                .columns
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+        .into()
+    })
+}
+
 fn not_supported(text: &str, what: impl Into<String>) -> Error {
     SqlError::NotSupported {
         statement: abbreviate(text),
@@ -268,26 +294,7 @@ impl Session {
             insert
                 .columns
                 .iter()
-                .map(|c| {
-                    let ident =
-                        c.0.last()
-                            .and_then(|p| p.as_ident())
-                            .map(normalize)
-                            .unwrap_or_default();
-                    table.column_index(&ident).ok_or_else(|| -> Error {
-                        SqlError::ColumnNotFound {
-                            statement: abbreviate(text),
-                            column: ident.clone(),
-                            valid: table
-                                .columns
-                                .iter()
-                                .map(|c| c.name.clone())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        }
-                        .into()
-                    })
-                })
+                .map(|c| column_position(&table, &last_ident(c), text))
                 .collect::<Result<_>>()?
         };
         let (schema, batches) = self
@@ -334,21 +341,7 @@ impl Session {
         let columns: Vec<usize> = schema
             .fields()
             .iter()
-            .map(|f| {
-                table.column_index(f.name()).ok_or_else(|| -> Error {
-                    SqlError::ColumnNotFound {
-                        statement: text.clone(),
-                        column: f.name().clone(),
-                        valid: table
-                            .columns
-                            .iter()
-                            .map(|c| c.name.clone())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
-                    .into()
-                })
-            })
+            .map(|f| column_position(&table, f.name(), &text))
             .collect::<Result<_>>()?;
         let batch = concat_batches(&schema, &batches).map_err(|e| RowStoreError::BadValue {
             table: name.clone(),
@@ -426,26 +419,7 @@ impl Session {
             let AssignmentTarget::ColumnName(column) = &assignment.target else {
                 return Err(not_supported(text, "tuple assignment in UPDATE"));
             };
-            let ident = column
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalize)
-                .unwrap_or_default();
-            let index = table.column_index(&ident).ok_or_else(|| -> Error {
-                SqlError::ColumnNotFound {
-                    statement: abbreviate(text),
-                    column: ident.clone(),
-                    valid: table
-                        .columns
-                        .iter()
-                        .map(|c| c.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-                .into()
-            })?;
-            columns.push(index);
+            columns.push(column_position(&table, &last_ident(column), text)?);
             values.push(assignment.value.to_string());
         }
         let mut select = format!(

@@ -649,26 +649,14 @@ impl Session {
                     if_not_exists,
                     ..
                 } => {
-                    let name = db_name
-                        .0
-                        .last()
-                        .and_then(|p| p.as_ident())
-                        .map(dml::normalize)
-                        .unwrap_or_default();
-                    return self.create_database(&name, *if_not_exists, text);
+                    return self.create_database(&dml::last_ident(db_name), *if_not_exists, text);
                 }
                 SqlStatement::CreateSchema {
                     schema_name: datafusion::sql::sqlparser::ast::SchemaName::Simple(db_name),
                     if_not_exists,
                     ..
                 } => {
-                    let name = db_name
-                        .0
-                        .last()
-                        .and_then(|p| p.as_ident())
-                        .map(dml::normalize)
-                        .unwrap_or_default();
-                    return self.create_database(&name, *if_not_exists, text);
+                    return self.create_database(&dml::last_ident(db_name), *if_not_exists, text);
                 }
                 _ => {}
             }

@@ -27,6 +27,19 @@ use super::table::{ColumnarTable, Partition};
 /// Merge small chunks once a partition has this many.
 const SMALL_CHUNKS_BEFORE_MERGE: usize = 8;
 
+/// `column` in the logical type `target` (dictionaries decoded, other
+/// representations cast); unchanged when it already is.
+fn as_logical(
+    column: &ArrayRef,
+    target: &arrow::datatypes::DataType,
+) -> Result<ArrayRef, arrow::error::ArrowError> {
+    if column.data_type() == target {
+        Ok(Arc::clone(column))
+    } else {
+        cast(column, target)
+    }
+}
+
 /// One propagated batch for one table.
 pub struct ChangeSet<'a> {
     /// Every key inserted, updated or deleted: the key columns only, in the
@@ -161,15 +174,11 @@ impl ColumnarTable {
             .iter()
             .zip(self.logical_schema.fields())
             .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(Arc::clone(column))
-                } else {
-                    cast(column, field.data_type()).map_err(|e| StoreError::InvalidData {
-                        table: self.name.clone(),
-                        column: Some(field.name().clone()),
-                        reason: e.to_string(),
-                    })
-                }
+                as_logical(column, field.data_type()).map_err(|e| StoreError::InvalidData {
+                    table: self.name.clone(),
+                    column: Some(field.name().clone()),
+                    reason: e.to_string(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         RecordBatch::try_new(Arc::clone(&self.logical_schema), columns).map_err(|source| {
@@ -193,13 +202,7 @@ impl ColumnarTable {
             .columns()
             .iter()
             .zip(self.logical_schema.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(Arc::clone(column))
-                } else {
-                    cast(column, field.data_type())
-                }
-            })
+            .map(|(column, field)| as_logical(column, field.data_type()))
             .collect::<Result<Vec<ArrayRef>, _>>()
             .map_err(arrow_error)?;
         RecordBatch::try_new(Arc::clone(&self.logical_schema), columns).map_err(arrow_error)
@@ -243,13 +246,10 @@ impl ColumnarTable {
                 .placement
                 .iter()
                 .map(|&c| {
-                    let field = self.logical_schema.field(c);
-                    let column = chunk.batch.column(c);
-                    if column.data_type() == field.data_type() {
-                        Ok(Arc::clone(column))
-                    } else {
-                        cast(column, field.data_type())
-                    }
+                    as_logical(
+                        chunk.batch.column(c),
+                        self.logical_schema.field(c).data_type(),
+                    )
                 })
                 .collect::<Result<Vec<ArrayRef>, _>>()
                 .map_err(arrow_error)?;
