@@ -25,7 +25,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use rusqlite::types::Value;
 
-use crate::rowstore::{self, DbConnection, ROWID_COLUMN, RowTable, SqlType, quote};
+use crate::rowstore::{self, DbConnection, RowTable, SqlType, quote};
 
 /// A row-store table as DataFusion sees it. With `with_rowid`, the first column
 /// is SQLite's row id (for UPDATE and DELETE).
@@ -52,11 +52,7 @@ impl RowStoreTableProvider {
     ) -> Self {
         let mut fields: Vec<Field> = Vec::new();
         if with_rowid {
-            fields.push(Field::new(
-                ROWID_COLUMN,
-                arrow::datatypes::DataType::Int64,
-                false,
-            ));
+            fields.push(rowstore::rowid_field());
         }
         fields.extend(table.schema().fields().iter().map(|f| f.as_ref().clone()));
         RowStoreTableProvider {

@@ -309,12 +309,7 @@ pub async fn open_external(
                     .alias(f.name())
                 })
                 .collect();
-            let plan =
-                LogicalPlanBuilder::scan(def.name.table.clone(), provider_as_source(listing), None)
-                    .and_then(|b| b.project(columns))
-                    .and_then(|b| b.build())
-                    .map_err(read_error)?;
-            Arc::new(ViewTable::new(plan, None))
+            projected(&def.name.table, listing, columns).map_err(read_error)?
         }
     };
     Ok(ExternalTable {
@@ -423,26 +418,20 @@ async fn open_delta(
             ))
         }
     };
-    let provider: Arc<dyn TableProvider> = if schema.fields().len()
-        == provider.schema().fields().len()
-    {
-        provider
-    } else {
-        let columns: Vec<Expr> = schema
-            .fields()
-            .iter()
-            .map(|f| col(Column::from_name(f.name())))
-            .collect();
-        let plan =
-            LogicalPlanBuilder::scan(def.name.table.clone(), provider_as_source(provider), None)
-                .and_then(|b| b.project(columns))
-                .and_then(|b| b.build())
-                .map_err(|e| LakehouseError::Read {
-                    path: location.clone(),
-                    source: e,
-                })?;
-        Arc::new(ViewTable::new(plan, None))
-    };
+    let provider: Arc<dyn TableProvider> =
+        if schema.fields().len() == provider.schema().fields().len() {
+            provider
+        } else {
+            let columns: Vec<Expr> = schema
+                .fields()
+                .iter()
+                .map(|f| col(Column::from_name(f.name())))
+                .collect();
+            projected(&def.name.table, provider, columns).map_err(|e| LakehouseError::Read {
+                path: location.clone(),
+                source: e,
+            })?
+        };
     Ok(ExternalTable {
         def,
         schema,
@@ -529,6 +518,28 @@ async fn vacuum_checked_provider(
     ))
 }
 
+/// "a, b, c": a schema's column names, for messages.
+fn column_names(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `provider` seen through a projection (a view over its scan).
+fn projected(
+    name: &str,
+    provider: Arc<dyn TableProvider>,
+    columns: Vec<Expr>,
+) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(provider), None)?
+        .project(columns)?
+        .build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
 /// A location as a URL: local paths become `file://` URLs of folders.
 pub fn location_url(location: &str) -> Result<url::Url, String> {
     if location.contains("://") {
@@ -572,19 +583,9 @@ fn check_columns(
                 table: def.name.to_string(),
                 reason: format!(
                     "the column list ({}) does not match the columns of {} ({})",
-                    declared
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    column_names(declared),
                     def.locations[0],
-                    inferred
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    column_names(inferred)
                 ),
             });
         }
@@ -602,12 +603,7 @@ fn check_columns(
                     "column '{}' is declared but {} has no such column (it has: {})",
                     field.name(),
                     def.locations[0],
-                    inferred
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    column_names(inferred)
                 ),
             });
         }

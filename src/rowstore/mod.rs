@@ -37,6 +37,11 @@ pub const MAX_KEY_COLUMNS: usize = 4;
 /// The hidden column a scan adds when asked for row ids (DML uses it).
 pub const ROWID_COLUMN: &str = "__lw_rowid";
 
+/// The row id column as a scan with row ids returns it (first).
+pub fn rowid_field() -> Field {
+    Field::new(ROWID_COLUMN, arrow::datatypes::DataType::Int64, false)
+}
+
 #[derive(Debug, Error)]
 pub enum RowStoreError {
     #[error("cannot open the database '{path}'")]
@@ -1292,11 +1297,7 @@ pub fn read_rows(
 ) -> Result<Vec<RecordBatch>> {
     let mut fields: Vec<Field> = Vec::new();
     if with_rowid {
-        fields.push(Field::new(
-            ROWID_COLUMN,
-            arrow::datatypes::DataType::Int64,
-            false,
-        ));
+        fields.push(rowid_field());
     }
     let schema = table.schema();
     fields.extend(columns.iter().map(|&i| schema.field(i).clone()));

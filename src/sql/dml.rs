@@ -643,11 +643,7 @@ impl Session {
             }
         })
         .await
-        .map_err(|e| SqlError::Execution {
-            statement: abbreviate(text),
-            message: e.to_string(),
-            kind: crate::error::ErrorKind::Internal,
-        })??;
+        .map_err(|e| super::task_failed(text, e))??;
         let rows = self
             .sources
             .cluster

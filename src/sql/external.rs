@@ -472,11 +472,7 @@ impl Session {
             )
         })
         .await
-        .map_err(|e| SqlError::Execution {
-            statement: abbreviate(text),
-            message: e.to_string(),
-            kind: ErrorKind::Internal,
-        })??;
+        .map_err(|e| super::task_failed(text, e))??;
         self.sources.externals.set_loaded(name, true);
         self.sources
             .externals
@@ -504,11 +500,8 @@ impl Session {
             .into());
         };
         let state = self.ctx.state();
-        let mut def = current.def.clone();
-        if let FileFormat::Delta { version } = &mut def.format {
-            // A refresh follows the table: a pinned version stays pinned.
-            let _ = version;
-        }
+        // A pinned Delta VERSION stays pinned; otherwise the newest is read.
+        let def = current.def.clone();
         let fresh = open_external(def, &state).await?;
         let version = fresh.delta_version;
         let loaded = self.sources.externals.is_loaded(name);

@@ -157,6 +157,16 @@ fn missing_table(message: &str) -> Option<String> {
     Some(name.to_string())
 }
 
+/// A blocking task of `statement` that panicked or was cancelled.
+fn task_failed(statement: &str, error: tokio::task::JoinError) -> Error {
+    SqlError::Execution {
+        statement: abbreviate(statement),
+        message: error.to_string(),
+        kind: ErrorKind::Internal,
+    }
+    .into()
+}
+
 /// Keep statements in messages readable.
 fn abbreviate(statement: &str) -> String {
     let flat: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -433,11 +443,7 @@ impl Session {
             let names = tables.clone();
             tokio::task::spawn_blocking(move || propagator.sync(&names))
                 .await
-                .map_err(|e| SqlError::Execution {
-                    statement: abbreviate(text),
-                    message: e.to_string(),
-                    kind: ErrorKind::Internal,
-                })??;
+                .map_err(|e| task_failed(text, e))??;
             reason = check(self);
         }
         match reason {
@@ -941,11 +947,7 @@ impl Session {
             cluster.load(&request, schema, source, &cancel, &mut |_: LoadProgress| {})
         })
         .await
-        .map_err(|e| SqlError::Execution {
-            statement: abbreviate(text),
-            message: e.to_string(),
-            kind: ErrorKind::Internal,
-        })??;
+        .map_err(|e| task_failed(text, e))??;
         Ok(self.done(text, format!("loaded {} rows into {name}", status.rows)))
     }
 
