@@ -24,6 +24,9 @@ use crate::rowstore::Database;
 use crate::sql::Session;
 use crate::store::{LoadProgress, StoreError};
 
+/// How often the automatic refresh looks for external tables that are due.
+const AUTO_REFRESH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub struct Instance {
     runtime: tokio::runtime::Runtime,
     cluster: Arc<Cluster>,
@@ -65,7 +68,32 @@ impl Instance {
             externals: Arc::default(),
         });
         instance.restore_external_tables()?;
+        instance.start_auto_refresh()?;
         Ok(instance)
+    }
+
+    /// Refresh every loaded external table whose `REFRESH_INTERVAL` has run
+    /// out, on a task of the instance's runtime (it ends with the runtime). A
+    /// failed refresh keeps the loaded version and is reported in
+    /// `rpd_tables.STALE_REASON`; it is tried again after another interval.
+    fn start_auto_refresh(&self) -> Result<()> {
+        let session = self.session()?;
+        let externals = Arc::clone(&self.externals);
+        self.runtime.spawn(async move {
+            let cancel = Cancel::default();
+            loop {
+                tokio::time::sleep(AUTO_REFRESH_TICK).await;
+                for name in externals.refresh_due() {
+                    if let Err(error) = session.refresh_external(&name, &cancel).await {
+                        externals.set_refresh_error(
+                            &name,
+                            format!("automatic refresh failed: {}", error.chain_message()),
+                        );
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Define again the external tables of the database file, and load the

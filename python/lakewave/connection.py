@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -206,6 +207,7 @@ class Connection:
         columns: Mapping[str, str] | None = None,
         options: Mapping[str, object] | None = None,
         storage_options: Mapping[str, str] | None = None,
+        refresh_interval: float | None = None,
         if_not_exists: bool = False,
     ) -> None:
         """Define an external table over files read in place (the Pythonic form
@@ -215,9 +217,9 @@ class Connection:
             name: ``table`` or ``database.table``.
             location: a file, a folder (every file of the format below it), a
                 glob pattern, or a list of them; local paths or ``file://``.
-            format: ``"parquet"``, ``"csv"``, ``"json"`` (newline-delimited) or
-                ``"delta"`` (the table's root folder; ``options={"version": n}``
-                reads an older version).
+            format: ``"parquet"``, ``"csv"``, ``"json"`` (newline-delimited),
+                ``"avro"`` or ``"delta"`` (the table's root folder;
+                ``options={"version": n}`` reads an older version).
             columns: ``{"name": "MySQL type"}``; inferred from the files when
                 omitted. Declared columns must match the files' columns.
             options: CSV options ``header`` (default true), ``field_delimiter``,
@@ -227,6 +229,10 @@ class Connection:
                 ``access_key_id``, ``secret_access_key``, ``allow_http``, or the
                 object_store keys (``aws_*``, ``google_*``, ``azure_*``). Secret
                 values are not kept in the database file.
+            refresh_interval: seconds; once loaded, the table is refreshed on
+                its own this often (``REFRESH_INTERVAL``), as :meth:`refresh`
+                does. A failed automatic refresh keeps the loaded version and
+                shows in ``loaded_tables()`` as ``stale_reason``.
 
         ``ALTER TABLE name SECONDARY_LOAD`` then loads it into the cluster;
         ``DROP TABLE`` removes the definition, never the files.
@@ -260,10 +266,57 @@ class Connection:
         if storage_options:
             pairs = ", ".join(f"{quote(k)} {quote(v)}" for k, v in storage_options.items())
             storage = f" STORAGE_OPTIONS = ({pairs})"
+        interval = ""
+        if refresh_interval is not None:
+            interval = f" REFRESH_INTERVAL = {quote(f'{float(refresh_interval)}s')}"
         self.sql(
             f"CREATE EXTERNAL TABLE {exists}{name}{column_list} "
-            f"FILE_FORMAT = (FORMAT {format} {' '.join(settings)}) FILES = ({files}){storage}"
+            f"FILE_FORMAT = (FORMAT {format} {' '.join(settings)}) FILES = ({files})"
+            f"{storage}{interval}"
         )
+
+    def refresh(self, *tables: str) -> dict[str, str]:
+        """Bring external tables up to date with their files, as
+        ``CALL sys.HEATWAVE_LOAD(..., JSON_OBJECT('refresh_external_tables',
+        TRUE))`` does: a loaded table gets only what changed since its loaded
+        version (for Delta, the commits after it; for plain files, the files
+        added, removed or rewritten), a table that is not loaded is loaded.
+        Queries keep running and see the old or the new version, never a mix.
+
+        Returns ``{table: what was done}``.
+
+        >>> import lakewave as lw, tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.csv").write_text("id\\n1\\n2\\n")
+        >>> db = lw.connect()
+        >>> db.create_external_table("items", folder, format="csv")
+        >>> db.refresh("items")
+        {'main.items': 'loaded'}
+        >>> _ = (folder / "b.csv").write_text("id\\n3\\n")
+        >>> db.refresh("items")
+        {'main.items': 'refreshed (1 file added, 0 removed)'}
+        >>> db.sql("SELECT count(*) FROM items").fetchone()
+        (3,)
+        """
+        if not tables:
+            raise InterfaceError("refresh() needs at least one table name")
+        by_database: dict[str, list[str]] = {}
+        for table in tables:
+            database, _, name = table.rpartition(".")
+            by_database.setdefault(database or self._inner.current_database(), []).append(name)
+        request = json.dumps(
+            [
+                {"db_name": db, "tables": [{"table_name": t} for t in names]}
+                for db, names in by_database.items()
+            ]
+        )
+        rows = self.sql(
+            "CALL sys.HEATWAVE_LOAD(CAST("
+            + "'"
+            + request.replace("'", "''")
+            + "' AS JSON), JSON_OBJECT('refresh_external_tables', TRUE))"
+        ).fetchall()
+        return {str(table): str(status) for table, status in rows}
 
     def loaded_tables(self) -> list[LoadedTable]:
         """Every table in the cluster with its HeatWave status: POOL_TYPE

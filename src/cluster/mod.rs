@@ -19,7 +19,9 @@ use crate::cancel::Cancel;
 use crate::catalog::{Catalog, Placement, TableDef, TableName};
 use crate::config::EngineConfig;
 use crate::error::Result;
-use crate::store::{ChangeSet, ColumnarTable, LoadProgress, NodeMemory, StoreError, TableLoader};
+use crate::store::{
+    ChangeSet, ColumnarTable, LoadProgress, NodeMemory, SourceTableBuilder, StoreError, TableLoader,
+};
 
 /// Batches handed to the loader at once: enough to keep every core busy.
 const GROUP_ROWS: usize = 1 << 20;
@@ -60,6 +62,14 @@ pub struct TableStatus {
 
 pub type BatchSource<'a> = Box<
     dyn Iterator<Item = std::result::Result<RecordBatch, Box<dyn std::error::Error + Send + Sync>>>
+        + 'a,
+>;
+
+/// The rows of one source file (an external table's file) and its name.
+pub type SourceFile = (Arc<str>, Vec<RecordBatch>);
+
+pub type FileSource<'a> = Box<
+    dyn Iterator<Item = std::result::Result<SourceFile, Box<dyn std::error::Error + Send + Sync>>>
         + 'a,
 >;
 
@@ -184,6 +194,110 @@ impl Cluster {
         let status = Self::status_of(&table);
         self.publish(def, table)?;
         Ok(status)
+    }
+
+    /// Load a table from files, recording in every chunk the file its rows
+    /// came from, so that [`Cluster::refresh_files`] can later replace only
+    /// the files that changed. Atomic as [`Cluster::load`] is.
+    pub fn load_files(
+        &self,
+        request: &LoadRequest,
+        schema: SchemaRef,
+        files: FileSource<'_>,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<TableStatus> {
+        let version = self.catalog.check_create(&request.name, request.replace)?;
+        let mut builder = SourceTableBuilder::new(
+            request.name.clone(),
+            version,
+            &schema,
+            &self.partition_nodes(),
+            &self.nodes,
+            self.config.chunk_rows,
+            self.config.dictionary_max_ratio,
+        );
+        let def = TableDef {
+            name: request.name.clone(),
+            schema: Arc::clone(builder.logical_schema()),
+            primary_key: Vec::new(),
+            placement: Placement::RoundRobin,
+            version,
+        };
+        def.validate_columns()?;
+        self.add_files(
+            &mut builder,
+            &request.name,
+            &request.source_name,
+            files,
+            cancel,
+            progress,
+        )?;
+        let table = builder.finish();
+        let status = Self::status_of(&table);
+        self.publish(def, table)?;
+        Ok(status)
+    }
+
+    /// The next version of a table loaded with [`Cluster::load_files`]: the
+    /// chunks of the `removed` files are left out, `added` files are loaded,
+    /// every other chunk is shared. Published in one step (a query sees the
+    /// old version or the new one); on any error nothing changes. `Ok(None)`
+    /// when the table is not loaded or was replaced meanwhile.
+    pub fn refresh_files(
+        &self,
+        name: &TableName,
+        removed: &std::collections::HashSet<String>,
+        added: FileSource<'_>,
+        source_name: &str,
+        cancel: &Cancel,
+    ) -> Result<Option<TableStatus>> {
+        let Some(current) = self.table(name) else {
+            return Ok(None);
+        };
+        let mut builder =
+            SourceTableBuilder::from_table(&current, removed, &self.nodes, self.config.chunk_rows);
+        self.add_files(&mut builder, name, source_name, added, cancel, &mut |_| {})?;
+        let next = builder.finish();
+        let status = Self::status_of(&next);
+        let mut tables = self.tables.write();
+        match tables.get(name) {
+            Some(t) if Arc::ptr_eq(t, &current) => {
+                tables.insert(name.clone(), Arc::new(next));
+                Ok(Some(status))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn add_files(
+        &self,
+        builder: &mut SourceTableBuilder,
+        name: &TableName,
+        source_name: &str,
+        files: FileSource<'_>,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<()> {
+        for file in files {
+            if cancel.is_cancelled() {
+                return Err(StoreError::Interrupted {
+                    table: name.clone(),
+                }
+                .into());
+            }
+            let (source, batches) = file.map_err(|source| StoreError::Source {
+                table: name.clone(),
+                source_name: source_name.to_string(),
+                source,
+            })?;
+            builder.add_file(source, batches)?;
+            progress(LoadProgress {
+                rows: builder.rows_added(),
+                bytes: 0,
+            });
+        }
+        Ok(())
     }
 
     fn publish(&self, def: TableDef, table: ColumnarTable) -> Result<()> {

@@ -6,18 +6,23 @@
 //! the files must agree (same column names), or the definition is refused with
 //! an error naming the table and the file.
 //!
-//! Formats here: Parquet, CSV (header, delimiter, quote, null string) and
-//! newline-delimited JSON on local paths and `file://` URLs. Delta, Avro and
-//! object stores are the next steps of this module.
+//! Formats: Parquet, CSV (header, delimiter, quote, null string),
+//! newline-delimited JSON and Avro through DataFusion's readers, and Delta
+//! through delta-rs. Locations are local paths, `file://` URLs and object
+//! store URLs (see `stores`). Every definition also records the table's data
+//! files (with fingerprints), and reads any one file alone, so that a loaded
+//! copy can be refreshed by the files that changed.
 
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Column;
 use datafusion::datasource::file_format::FileFormat as DfFileFormat;
+use datafusion::datasource::file_format::avro::AvroFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -27,6 +32,7 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::provider_as_source;
 use datafusion::functions::expr_fn::nullif;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col, lit};
+use datafusion::prelude::SessionContext;
 
 use super::LakehouseError;
 use super::stores::{open_store, redact};
@@ -39,6 +45,8 @@ pub enum FileFormat {
     Csv(CsvOptions),
     /// Newline-delimited JSON.
     Json,
+    /// Avro object container files.
+    Avro,
     /// A Delta table (its root folder); `version` reads an older version.
     Delta {
         version: Option<u64>,
@@ -51,6 +59,7 @@ impl FileFormat {
             FileFormat::Parquet => "parquet",
             FileFormat::Csv(_) => "csv",
             FileFormat::Json => "json",
+            FileFormat::Avro => "avro",
             FileFormat::Delta { .. } => "delta",
         }
     }
@@ -60,6 +69,7 @@ impl FileFormat {
             FileFormat::Parquet => ".parquet",
             FileFormat::Csv(_) => ".csv",
             FileFormat::Json => ".json",
+            FileFormat::Avro => ".avro",
             FileFormat::Delta { .. } => ".parquet",
         }
     }
@@ -78,6 +88,7 @@ impl FileFormat {
                 Arc::new(format)
             }
             FileFormat::Json => Arc::new(JsonFormat::default()),
+            FileFormat::Avro => Arc::new(AvroFormat),
             FileFormat::Delta { .. } => Arc::new(ParquetFormat::default()),
         }
     }
@@ -126,6 +137,8 @@ pub struct ExternalTableDef {
     pub columns: Option<SchemaRef>,
     /// Object store options (credentials, endpoint, region), as strings.
     pub storage_options: std::collections::BTreeMap<String, String>,
+    /// When loaded, refresh it on its own this often.
+    pub refresh_interval: Option<std::time::Duration>,
 }
 
 /// Option keys whose values are secrets: never persisted, never shown.
@@ -153,6 +166,142 @@ pub struct ExternalTable {
     pub provider: Arc<dyn TableProvider>,
     /// For Delta tables, the version read.
     pub delta_version: Option<i64>,
+    /// The data files of this version of the table (listed when it was
+    /// defined or refreshed), in a stable order.
+    pub files: Arc<Vec<DataFile>>,
+    reader: FileReader,
+}
+
+/// One data file of an external table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// The file's URL (plain files) or its path in the Delta log.
+    pub path: String,
+    /// Changes when the file's contents do: size, modification time and ETag
+    /// for plain files; the deletion vector for Delta files (a Delta data
+    /// file itself is never rewritten in place).
+    pub fingerprint: String,
+    pub size: u64,
+}
+
+/// How to read one data file with the table's schema and conversions.
+#[derive(Clone)]
+enum FileReader {
+    /// Plain files, and Delta tables read from their file list.
+    Listing {
+        options: ListingOptions,
+        read_schema: SchemaRef,
+        /// Conversions above the scan (CSV NULL_VALUE), if any.
+        convert: Option<Vec<Expr>>,
+    },
+    /// Delta files through delta-rs (deletion vectors, column mapping and
+    /// partition values applied).
+    Delta {
+        table: Box<deltalake::DeltaTable>,
+        /// The declared columns, when they are a subset.
+        columns: Option<Vec<Expr>>,
+    },
+}
+
+impl ExternalTable {
+    /// A provider that reads only `file`, with the table's schema.
+    pub async fn file_provider(
+        &self,
+        file: &DataFile,
+    ) -> Result<Arc<dyn TableProvider>, LakehouseError> {
+        let read_error = |source| LakehouseError::Read {
+            path: format!("{} (table {})", redact(&file.path), self.def.name),
+            source,
+        };
+        match &self.reader {
+            FileReader::Listing {
+                options,
+                read_schema,
+                convert,
+            } => {
+                let url = ListingTableUrl::parse(&file.path).map_err(read_error)?;
+                let config = ListingTableConfig::new(url)
+                    .with_listing_options(options.clone().with_file_extension(""))
+                    .with_schema(Arc::clone(read_schema));
+                let listing: Arc<dyn TableProvider> =
+                    Arc::new(ListingTable::try_new(config).map_err(read_error)?);
+                match convert {
+                    None => Ok(listing),
+                    Some(columns) => projected(&self.def.name.table, listing, columns.clone())
+                        .map_err(read_error),
+                }
+            }
+            FileReader::Delta { table, columns } => {
+                let provider = table
+                    .table_provider()
+                    .with_file_paths([file.path.clone()])
+                    .await
+                    .map_err(read_error)?;
+                match columns {
+                    None => Ok(provider),
+                    Some(columns) => projected(&self.def.name.table, provider, columns.clone())
+                        .map_err(read_error),
+                }
+            }
+        }
+    }
+
+    /// Read `files` (a few at a time, in order), each whole: the rows of one
+    /// file at a time, named by its path.
+    pub fn read_files<'a>(
+        &'a self,
+        ctx: &'a SessionContext,
+        files: Vec<DataFile>,
+    ) -> impl futures::Stream<Item = Result<(Arc<str>, Vec<RecordBatch>), LakehouseError>> + 'a
+    {
+        use futures::StreamExt;
+        futures::stream::iter(files)
+            .map(move |file| async move {
+                let provider = self.file_provider(&file).await?;
+                let read_error = |source| LakehouseError::Read {
+                    path: format!("{} (table {})", redact(&file.path), self.def.name),
+                    source,
+                };
+                let batches = ctx
+                    .read_table(provider)
+                    .map_err(read_error)?
+                    .collect()
+                    .await
+                    .map_err(read_error)?;
+                Ok((Arc::from(file.path.as_str()), batches))
+            })
+            .buffered(FILES_READ_AT_ONCE)
+    }
+}
+
+/// Files read concurrently by a load or refresh: enough to overlap object
+/// store latency, few enough to bound the rows held before they are stored.
+const FILES_READ_AT_ONCE: usize = 4;
+
+/// The files added and removed between two listings of a table: a file whose
+/// fingerprint changed (rewritten in place, or a new deletion vector) is both.
+pub fn file_changes(before: &[DataFile], after: &[DataFile]) -> (Vec<DataFile>, Vec<DataFile>) {
+    let old: std::collections::HashMap<&str, &DataFile> =
+        before.iter().map(|f| (f.path.as_str(), f)).collect();
+    let new: std::collections::HashMap<&str, &DataFile> =
+        after.iter().map(|f| (f.path.as_str(), f)).collect();
+    let added = after
+        .iter()
+        .filter(|f| {
+            old.get(f.path.as_str())
+                .is_none_or(|o| o.fingerprint != f.fingerprint)
+        })
+        .cloned()
+        .collect();
+    let removed = before
+        .iter()
+        .filter(|f| {
+            new.get(f.path.as_str())
+                .is_none_or(|n| n.fingerprint != f.fingerprint)
+        })
+        .cloned()
+        .collect();
+    (added, removed)
 }
 
 impl fmt::Debug for ExternalTable {
@@ -222,6 +371,8 @@ pub async fn open_external(
     let options = ListingOptions::new(def.format.datafusion()).with_file_extension(extension);
     // Every location must hold at least one file: an empty prefix is an error
     // at definition time, not an empty table.
+    let mut data_files: Vec<DataFile> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (url, location) in urls.iter().zip(&def.locations) {
         let store = state
             .runtime_env()
@@ -243,7 +394,24 @@ pub async fn open_external(
                 format!("no {} files there", def.format.name()),
             ));
         }
+        let root = url.object_store();
+        for meta in files {
+            let path = format!("{}{}", root.as_str(), meta.location);
+            if seen.insert(path.clone()) {
+                data_files.push(DataFile {
+                    path,
+                    fingerprint: format!(
+                        "{}:{}:{}",
+                        meta.size,
+                        meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+                        meta.e_tag.as_deref().unwrap_or("")
+                    ),
+                    size: meta.size,
+                });
+            }
+        }
     }
+    data_files.sort_by(|a, b| a.path.cmp(&b.path));
     let inferred =
         options
             .infer_schema(state, &urls[0])
@@ -252,6 +420,16 @@ pub async fn open_external(
                 path: format!("{} (table {})", def.locations[0], def.name),
                 source: e,
             })?;
+    // Every column may be NULL: a file that lacks a column (an older file of
+    // a table whose files gained one) reads as NULLs there.
+    let inferred = Arc::new(Schema::new_with_metadata(
+        inferred
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        inferred.metadata().clone(),
+    ));
     let schema = match &def.columns {
         None => inferred,
         Some(declared) => {
@@ -287,29 +465,31 @@ pub async fn open_external(
         None => Arc::clone(&schema),
     };
     let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(read_schema);
+        .with_listing_options(options.clone())
+        .with_schema(Arc::clone(&read_schema));
     let read_error = |source| LakehouseError::Read {
         path: def.locations.join(", "),
         source,
     };
     let listing: Arc<dyn TableProvider> =
         Arc::new(ListingTable::try_new(config).map_err(read_error)?);
-    let provider = match null_text {
+    let convert: Option<Vec<Expr>> = null_text.map(|null| {
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                cast(
+                    nullif(col(Column::from_name(f.name())), lit(null.clone())),
+                    f.data_type().clone(),
+                )
+                .alias(f.name())
+            })
+            .collect()
+    });
+    let provider = match &convert {
         None => listing,
-        Some(null) => {
-            let columns: Vec<Expr> = schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    cast(
-                        nullif(col(Column::from_name(f.name())), lit(null.clone())),
-                        f.data_type().clone(),
-                    )
-                    .alias(f.name())
-                })
-                .collect();
-            projected(&def.name.table, listing, columns).map_err(read_error)?
+        Some(columns) => {
+            projected(&def.name.table, listing, columns.clone()).map_err(read_error)?
         }
     };
     Ok(ExternalTable {
@@ -317,6 +497,12 @@ pub async fn open_external(
         schema,
         provider,
         delta_version: None,
+        files: Arc::new(data_files),
+        reader: FileReader::Listing {
+            options,
+            read_schema,
+            convert,
+        },
     })
 }
 
@@ -373,6 +559,8 @@ async fn open_delta(
     }
     let table = builder.load().await.map_err(delta_error)?;
     let delta_version = table.version().map(|v| v as i64);
+    let mut files = delta_files(&table).map_err(delta_error)?;
+    let mut listed_reader = None;
     let provider = match table.table_provider().await {
         Ok(provider) => provider,
         Err(e) if only_vacuum_protocol_check(&table) => {
@@ -380,13 +568,17 @@ async fn open_delta(
             // need do nothing, but delta-rs 1.1 refuses tables that declare
             // it. Plain tables (no partitions, no deletion vectors) are read
             // from the snapshot's file list instead.
-            vacuum_checked_provider(&table, state)
-                .await
-                .map_err(|reason| LakehouseError::Delta {
-                    table: def.name.to_string(),
-                    location: redact(location),
-                    reason: format!("{e}; {reason}"),
-                })?
+            let (provider, reader, listed) =
+                vacuum_checked_provider(&table, state)
+                    .await
+                    .map_err(|reason| LakehouseError::Delta {
+                        table: def.name.to_string(),
+                        location: redact(location),
+                        reason: format!("{e}; {reason}"),
+                    })?;
+            listed_reader = Some(reader);
+            files = listed;
+            provider
         }
         Err(e) => {
             return Err(LakehouseError::Delta {
@@ -418,26 +610,74 @@ async fn open_delta(
             ))
         }
     };
-    let provider: Arc<dyn TableProvider> =
-        if schema.fields().len() == provider.schema().fields().len() {
-            provider
-        } else {
-            let columns: Vec<Expr> = schema
+    let columns: Option<Vec<Expr>> = (schema.fields().len() != provider.schema().fields().len())
+        .then(|| {
+            schema
                 .fields()
                 .iter()
                 .map(|f| col(Column::from_name(f.name())))
-                .collect();
-            projected(&def.name.table, provider, columns).map_err(|e| LakehouseError::Read {
+                .collect()
+        });
+    let provider: Arc<dyn TableProvider> = match &columns {
+        None => provider,
+        Some(columns) => projected(&def.name.table, provider, columns.clone()).map_err(|e| {
+            LakehouseError::Read {
                 path: location.clone(),
                 source: e,
-            })?
-        };
+            }
+        })?,
+    };
+    let reader = match listed_reader {
+        Some(FileReader::Listing {
+            options,
+            read_schema,
+            ..
+        }) => FileReader::Listing {
+            options,
+            read_schema,
+            convert: columns,
+        },
+        _ => FileReader::Delta {
+            table: Box::new(table),
+            columns,
+        },
+    };
     Ok(ExternalTable {
         def,
         schema,
         provider,
         delta_version,
+        files: Arc::new(files),
+        reader,
     })
+}
+
+/// The active files of a Delta snapshot. A file is identified by its path as
+/// delta-rs selects it; its fingerprint is its deletion vector, the only
+/// thing about an active file that a later commit can change.
+fn delta_files(table: &deltalake::DeltaTable) -> Result<Vec<DataFile>, deltalake::DeltaTableError> {
+    let snapshot = table.snapshot()?;
+    let mut files: Vec<DataFile> = snapshot
+        .log_data()
+        .iter()
+        .map(|view| {
+            let path = String::from(object_store::path::Path::from(view.path().as_ref()));
+            let fingerprint = match view.deletion_vector_descriptor() {
+                None => String::new(),
+                Some(dv) => format!(
+                    "{:?}:{}:{:?}:{}",
+                    dv.storage_type, dv.path_or_inline_dv, dv.offset, dv.cardinality
+                ),
+            };
+            DataFile {
+                path,
+                fingerprint,
+                size: view.size().max(0) as u64,
+            }
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 /// delta-rs reads a table's log through a "log store" chosen by URL scheme;
@@ -496,7 +736,7 @@ fn only_vacuum_protocol_check(table: &deltalake::DeltaTable) -> bool {
 async fn vacuum_checked_provider(
     table: &deltalake::DeltaTable,
     state: &dyn Session,
-) -> Result<Arc<dyn TableProvider>, String> {
+) -> Result<(Arc<dyn TableProvider>, FileReader, Vec<DataFile>), String> {
     let snapshot = table.snapshot().map_err(|e| e.to_string())?;
     if !snapshot.metadata().partition_columns().is_empty() {
         return Err("a partitioned table with vacuumProtocolCheck cannot be read".into());
@@ -508,13 +748,30 @@ async fn vacuum_checked_provider(
         .map(|f| ListingTableUrl::parse(f).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let _ = state;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
     let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(""),
-        )
-        .with_schema(schema);
-    Ok(Arc::new(
-        ListingTable::try_new(config).map_err(|e| e.to_string())?,
+        .with_listing_options(options.clone())
+        .with_schema(Arc::clone(&schema));
+    let provider = Arc::new(ListingTable::try_new(config).map_err(|e| e.to_string())?);
+    // Without deletion vectors (this table has no reader feature but
+    // vacuumProtocolCheck) a Delta data file never changes.
+    let mut data_files: Vec<DataFile> = files
+        .into_iter()
+        .map(|path| DataFile {
+            path,
+            fingerprint: String::new(),
+            size: 0,
+        })
+        .collect();
+    data_files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((
+        provider,
+        FileReader::Listing {
+            options,
+            read_schema: schema,
+            convert: None,
+        },
+        data_files,
     ))
 }
 
@@ -637,6 +894,15 @@ pub struct ExternalCatalog {
     tables: parking_lot::RwLock<std::collections::BTreeMap<TableName, ExternalTable>>,
     loaded: parking_lot::RwLock<std::collections::BTreeSet<TableName>>,
     versions: parking_lot::RwLock<std::collections::BTreeMap<TableName, Option<i64>>>,
+    /// The files each loaded table's cluster copy was built from.
+    loaded_files: parking_lot::RwLock<std::collections::BTreeMap<TableName, Arc<Vec<DataFile>>>>,
+    /// Loads and refreshes of external tables run one at a time, so two
+    /// refreshes never diff against the same loaded version.
+    load_lock: tokio::sync::Mutex<()>,
+    /// When each loaded table was last brought up to date, and why its last
+    /// automatic refresh failed, if it did.
+    refreshed_at: parking_lot::RwLock<std::collections::BTreeMap<TableName, std::time::Instant>>,
+    refresh_errors: parking_lot::RwLock<std::collections::BTreeMap<TableName, String>>,
     stores: Arc<datafusion::execution::object_store::DefaultObjectStoreRegistry>,
 }
 
@@ -657,7 +923,66 @@ impl ExternalCatalog {
 
     pub fn remove(&self, name: &TableName) {
         self.tables.write().remove(name);
-        self.loaded.write().remove(name);
+        self.set_loaded(name, false);
+    }
+
+    /// Held while an external table is loaded or refreshed.
+    pub fn load_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.load_lock
+    }
+
+    /// The files the cluster copy of `name` was built from.
+    pub fn loaded_files(&self, name: &TableName) -> Option<Arc<Vec<DataFile>>> {
+        self.loaded_files.read().get(name).cloned()
+    }
+
+    /// Record what the cluster copy of `name` now holds.
+    pub fn set_loaded_state(
+        &self,
+        name: &TableName,
+        version: Option<i64>,
+        files: Arc<Vec<DataFile>>,
+    ) {
+        self.loaded.write().insert(name.clone());
+        self.versions.write().insert(name.clone(), version);
+        self.loaded_files.write().insert(name.clone(), files);
+        self.refreshed_at
+            .write()
+            .insert(name.clone(), std::time::Instant::now());
+        self.refresh_errors.write().remove(name);
+    }
+
+    /// Loaded tables with a refresh interval that has run out since they
+    /// were last brought up to date (or last tried).
+    pub fn refresh_due(&self) -> Vec<TableName> {
+        let tables = self.tables.read();
+        let loaded = self.loaded.read();
+        let refreshed = self.refreshed_at.read();
+        tables
+            .values()
+            .filter(|t| loaded.contains(&t.def.name))
+            .filter(|t| {
+                t.def.refresh_interval.is_some_and(|interval| {
+                    refreshed
+                        .get(&t.def.name)
+                        .is_none_or(|at| at.elapsed() >= interval)
+                })
+            })
+            .map(|t| t.def.name.clone())
+            .collect()
+    }
+
+    /// An automatic refresh failed: keep the loaded version, say why, and
+    /// try again after another interval.
+    pub fn set_refresh_error(&self, name: &TableName, reason: String) {
+        self.refreshed_at
+            .write()
+            .insert(name.clone(), std::time::Instant::now());
+        self.refresh_errors.write().insert(name.clone(), reason);
+    }
+
+    pub fn refresh_error(&self, name: &TableName) -> Option<String> {
+        self.refresh_errors.read().get(name).cloned()
     }
 
     pub fn names(&self, database: &str) -> Vec<String> {
@@ -674,10 +999,6 @@ impl ExternalCatalog {
         self.versions.read().get(name).copied().flatten()
     }
 
-    pub fn set_loaded_version(&self, name: &TableName, version: Option<i64>) {
-        self.versions.write().insert(name.clone(), version);
-    }
-
     pub fn is_loaded(&self, name: &TableName) -> bool {
         self.loaded.read().contains(name)
     }
@@ -687,6 +1008,8 @@ impl ExternalCatalog {
             self.loaded.write().insert(name.clone());
         } else {
             self.loaded.write().remove(name);
+            self.versions.write().remove(name);
+            self.loaded_files.write().remove(name);
         }
     }
 }

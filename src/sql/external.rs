@@ -11,6 +11,7 @@
 //! loading, unloading and dropping external tables. The files are never
 //! written: `DROP TABLE` removes only the definition.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
@@ -18,14 +19,70 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::StreamExt;
 
 use super::{QueryResult, Session, SqlError, abbreviate};
 use crate::cancel::Cancel;
 use crate::catalog::TableName;
-use crate::cluster::LoadRequest;
+use crate::cluster::{FileSource, LoadRequest, SourceFile, TableStatus};
 use crate::error::{Error, ErrorKind, Result};
-use crate::lakehouse::external::{CsvOptions, ExternalTableDef, FileFormat, open_external};
+use crate::lakehouse::LakehouseError;
+use crate::lakehouse::external::{
+    CsvOptions, DataFile, ExternalTable, ExternalTableDef, FileFormat, file_changes, open_external,
+};
 use crate::rowstore::RowStoreError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a refresh of an external table did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshOutcome {
+    /// The Delta version now defined (and loaded, if loaded).
+    pub version: Option<i64>,
+    /// Whether the table is loaded (else only its definition was refreshed).
+    pub loaded: bool,
+    pub files_added: usize,
+    pub files_removed: usize,
+    /// Reloaded whole, because its columns changed.
+    pub whole: bool,
+}
+
+impl std::fmt::Display for RefreshOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let version = match self.version {
+            Some(v) => format!(" to version {v}"),
+            None => String::new(),
+        };
+        let plural = |n: usize| if n == 1 { "file" } else { "files" };
+        if !self.loaded {
+            write!(f, "definition refreshed{version} (not loaded)")
+        } else if self.whole {
+            write!(
+                f,
+                "reloaded{version}: the columns changed ({} {})",
+                self.files_added,
+                plural(self.files_added)
+            )
+        } else {
+            write!(
+                f,
+                "refreshed{version} ({} {} added, {} removed)",
+                self.files_added,
+                plural(self.files_added),
+                self.files_removed
+            )
+        }
+    }
+}
+
+/// Whether a loaded table's columns are still those of its source: the same
+/// names with the same stored types.
+fn same_columns(loaded: &arrow::datatypes::Schema, source: &arrow::datatypes::Schema) -> bool {
+    loaded.fields().len() == source.fields().len()
+        && loaded.fields().iter().zip(source.fields()).all(|(l, s)| {
+            l.name() == s.name() && *l.data_type() == crate::store::logical_type(s.data_type())
+        })
+}
 
 /// Is this a HeatWave-form external table definition?
 pub fn is_external_ddl(text: &str) -> bool {
@@ -125,6 +182,7 @@ fn file_format(text: &str, name: &str, options: &[(String, String)]) -> Result<F
     let format = match name.to_ascii_lowercase().as_str() {
         "parquet" => FileFormat::Parquet,
         "json" | "ndjson" => FileFormat::Json,
+        "avro" => FileFormat::Avro,
         "csv" => FileFormat::Csv(CsvOptions::default()),
         "delta" => {
             let mut version = None;
@@ -151,7 +209,7 @@ fn file_format(text: &str, name: &str, options: &[(String, String)]) -> Result<F
         other => {
             return Err(SqlError::NotSupported {
                 statement: abbreviate(text),
-                what: format!("external table format '{other}' (parquet, csv, json and delta are supported; avro is not yet)"),
+                what: format!("external table format '{other}' (parquet, csv, json, avro and delta are supported)"),
             }
             .into());
         }
@@ -186,6 +244,26 @@ fn file_format(text: &str, name: &str, options: &[(String, String)]) -> Result<F
             None => Ok(other),
         },
     }
+}
+
+/// A refresh interval: a number of seconds, or a number with `ms`, `s`, `m`
+/// or `h`. At least a millisecond.
+fn parse_interval(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim().to_ascii_lowercase();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text.as_str(), "s"),
+    };
+    let number: f64 = number.trim().parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" | "sec" | "second" | "seconds" => number,
+        "m" | "min" | "minute" | "minutes" => number * 60.0,
+        "h" | "hour" | "hours" => number * 3600.0,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds >= 0.001 && seconds < 1e9)
+        .then(|| std::time::Duration::from_secs_f64(seconds))
 }
 
 /// The DDL kept in the database file: the statement without the values of
@@ -290,6 +368,7 @@ impl Session {
         let mut format = None;
         let mut locations = Vec::new();
         let mut storage_options = std::collections::BTreeMap::new();
+        let mut refresh_interval = None;
         while let Some(keyword) = t.word() {
             match keyword.as_str() {
                 "FILE_FORMAT" => {
@@ -360,6 +439,20 @@ impl Session {
                         storage_options.insert(key, value);
                     }
                 }
+                "REFRESH_INTERVAL" => {
+                    // lakewave's own clause: seconds, or '500ms', '30s', '5m', '1h'.
+                    let value = t.value().ok_or_else(|| {
+                        syntax(text, "expected a duration after REFRESH_INTERVAL")
+                    })?;
+                    refresh_interval = Some(parse_interval(&value).ok_or_else(|| {
+                        syntax(
+                            text,
+                            format!(
+                                "REFRESH_INTERVAL must be a positive number of seconds or a duration such as '30s', '5m' or '500ms', not '{value}'"
+                            ),
+                        )
+                    })?);
+                }
                 "ENGINE" | "SECONDARY_ENGINE" => {
                     t.value();
                 }
@@ -380,6 +473,7 @@ impl Session {
                 locations,
                 columns,
                 storage_options,
+                refresh_interval,
             },
             if_not_exists,
         })
@@ -425,59 +519,25 @@ impl Session {
         Ok(self.done(text, format!("defined external table {name}")))
     }
 
-    /// `SECONDARY_LOAD` of an external table: read it whole, load atomically.
+    /// `SECONDARY_LOAD` of an external table: read it file by file into the
+    /// cluster, and publish it whole or not at all.
     pub(super) async fn load_external(
         &self,
         name: &TableName,
         text: &str,
         cancel: &Cancel,
     ) -> Result<QueryResult> {
-        let table = self
+        let _loading = self.sources.externals.load_lock().lock().await;
+        let defined = self
             .sources
             .externals
             .get(name)
             .expect("checked by the caller");
-        let frame = self
-            .ctx
-            .read_table(Arc::clone(&table.provider))
-            .map_err(|e| SqlError::from_datafusion(text, e))?;
-        let batches = cancel
-            .run(frame.collect())
-            .await
-            .ok_or_else(|| Error::Interrupted {
-                what: abbreviate(text),
-            })?
-            .map_err(|e| SqlError::Execution {
-                statement: abbreviate(text),
-                message: format!("reading external table {name}: {e}"),
-                kind: ErrorKind::Data,
-            })?;
-        let request = LoadRequest {
-            name: name.clone(),
-            primary_key: Vec::new(),
-            placement_keys: Vec::new(),
-            replace: true,
-            source_name: format!("external table {name} ({})", table.def.locations.join(", ")),
-        };
-        let cluster = Arc::clone(&self.sources.cluster);
-        let cancel = cancel.clone();
-        let schema = Arc::clone(&table.schema);
-        let status = tokio::task::spawn_blocking(move || {
-            cluster.load(
-                &request,
-                schema,
-                Box::new(batches.into_iter().map(Ok)),
-                &cancel,
-                &mut |_| {},
-            )
-        })
-        .await
-        .map_err(|e| super::task_failed(text, e))??;
-        self.sources.externals.set_loaded(name, true);
-        self.sources
-            .externals
-            .set_loaded_version(name, table.delta_version);
-        self.sources.conn.set_external_loaded(name, true)?;
+        // Load what the files hold now: list them (or read the Delta log)
+        // again, as a refresh would.
+        let table = open_external(defined.def.clone(), &self.ctx.state()).await?;
+        let status = self.load_external_files(&table, text, cancel).await?;
+        self.sources.externals.insert(table);
         Ok(self.done(
             text,
             format!(
@@ -487,30 +547,157 @@ impl Session {
         ))
     }
 
+    /// Load every file of `table` and record what the cluster now holds.
+    async fn load_external_files(
+        &self,
+        table: &ExternalTable,
+        text: &str,
+        cancel: &Cancel,
+    ) -> Result<TableStatus> {
+        let name = table.def.name.clone();
+        let request = LoadRequest {
+            name: name.clone(),
+            primary_key: Vec::new(),
+            placement_keys: Vec::new(),
+            replace: true,
+            source_name: format!("external table {name} ({})", table.def.locations.join(", ")),
+        };
+        let cluster = Arc::clone(&self.sources.cluster);
+        let schema = Arc::clone(&table.schema);
+        let status = self
+            .stream_files(
+                table,
+                table.files.to_vec(),
+                text,
+                cancel,
+                move |files, cancel| {
+                    cluster.load_files(&request, schema, files, cancel, &mut |_| {})
+                },
+            )
+            .await?;
+        self.sources.externals.set_loaded_state(
+            &name,
+            table.delta_version,
+            Arc::clone(&table.files),
+        );
+        self.sources.conn.set_external_loaded(&name, true)?;
+        Ok(status)
+    }
+
+    /// Read `files` of `table` on the runtime and hand them, one file at a
+    /// time, to `store` on a blocking thread (which builds chunks on rayon).
+    /// `store` sees the end of the files only when every file was read; if
+    /// the read fails or is interrupted it gets an error instead, so it never
+    /// publishes a part of the files.
+    async fn stream_files<T: Send + 'static>(
+        &self,
+        table: &ExternalTable,
+        files: Vec<DataFile>,
+        text: &str,
+        cancel: &Cancel,
+        store: impl FnOnce(FileSource<'_>, &Cancel) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        type Item = Option<std::result::Result<SourceFile, LakehouseError>>;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Item>(2);
+        let consumer_cancel = cancel.clone();
+        let consumer = tokio::task::spawn_blocking(move || {
+            let files = std::iter::from_fn(move || match receiver.blocking_recv() {
+                Some(Some(file)) => Some(file.map_err(|e| Box::new(e) as BoxError)),
+                Some(None) => None,
+                None => Some(Err("reading the files stopped before the last one".into())),
+            });
+            store(Box::new(files), &consumer_cancel)
+        });
+        let producer = async move {
+            let mut stream = std::pin::pin!(table.read_files(&self.ctx, files));
+            while let Some(file) = stream.next().await {
+                let failed = file.is_err();
+                if sender.send(Some(file)).await.is_err() || failed {
+                    return;
+                }
+            }
+            let _ = sender.send(None).await;
+        };
+        let ((), stored) = tokio::join!(producer, consumer);
+        stored.map_err(|e| super::task_failed(text, e))?
+    }
+
     /// Bring an external table to its source's current state: re-read the
-    /// Delta log or re-list the files and, if it is loaded, load the new
-    /// version in one step (queries see the old or the new version, never a
-    /// mix). Returns the version now loaded (Delta) if any.
-    pub async fn refresh_external(&self, name: &TableName, cancel: &Cancel) -> Result<Option<i64>> {
+    /// Delta log or re-list the files and, if it is loaded, apply to the
+    /// cluster only the files added and removed since the loaded version (a
+    /// rewritten file, or a Delta file with a new deletion vector, is both).
+    /// A schema change reloads the table whole. Queries see the old or the
+    /// new version, never a mix.
+    pub async fn refresh_external(
+        &self,
+        name: &TableName,
+        cancel: &Cancel,
+    ) -> Result<RefreshOutcome> {
+        let statement = format!("refresh {name}");
+        let _loading = self.sources.externals.load_lock().lock().await;
         let Some(current) = self.sources.externals.get(name) else {
             return Err(SqlError::TableNotFound {
-                statement: format!("refresh {name}"),
+                statement,
                 table: name.to_string(),
             }
             .into());
         };
         let state = self.ctx.state();
         // A pinned Delta VERSION stays pinned; otherwise the newest is read.
-        let def = current.def.clone();
-        let fresh = open_external(def, &state).await?;
-        let version = fresh.delta_version;
-        let loaded = self.sources.externals.is_loaded(name);
-        self.sources.externals.insert(fresh);
-        if loaded {
-            self.load_external(name, &format!("refresh {name}"), cancel)
-                .await?;
+        let fresh = open_external(current.def.clone(), &state).await?;
+        let mut outcome = RefreshOutcome {
+            version: fresh.delta_version,
+            loaded: self.sources.externals.is_loaded(name),
+            files_added: 0,
+            files_removed: 0,
+            whole: false,
+        };
+        if !outcome.loaded {
+            self.sources.externals.insert(fresh);
+            return Ok(outcome);
         }
-        Ok(version)
+        let before = self.sources.externals.loaded_files(name);
+        let same_schema = self
+            .sources
+            .cluster
+            .table(name)
+            .is_some_and(|loaded| same_columns(&loaded.logical_schema, &fresh.schema));
+        let Some(before) = before.filter(|_| same_schema) else {
+            self.load_external_files(&fresh, &statement, cancel).await?;
+            outcome.whole = true;
+            outcome.files_added = fresh.files.len();
+            self.sources.externals.insert(fresh);
+            return Ok(outcome);
+        };
+        let (added, removed) = file_changes(&before, &fresh.files);
+        outcome.files_added = added.len();
+        outcome.files_removed = removed.len();
+        if !added.is_empty() || !removed.is_empty() {
+            let removed: HashSet<String> = removed.into_iter().map(|f| f.path).collect();
+            let cluster = Arc::clone(&self.sources.cluster);
+            let table_name = name.clone();
+            let source_name = format!("external table {name} ({})", fresh.def.locations.join(", "));
+            let refreshed = self
+                .stream_files(&fresh, added, &statement, cancel, move |files, cancel| {
+                    cluster.refresh_files(&table_name, &removed, files, &source_name, cancel)
+                })
+                .await?;
+            if refreshed.is_none() {
+                return Err(SqlError::Execution {
+                    statement,
+                    message: format!("external table {name} was unloaded during the refresh"),
+                    kind: ErrorKind::Operational,
+                }
+                .into());
+            }
+        }
+        self.sources.externals.set_loaded_state(
+            name,
+            fresh.delta_version,
+            Arc::clone(&fresh.files),
+        );
+        self.sources.externals.insert(fresh);
+        Ok(outcome)
     }
 
     pub(super) fn unload_external(&self, name: &TableName, text: &str) -> Result<QueryResult> {

@@ -250,11 +250,7 @@ impl Session {
             let outcome = if dry_run || action.starts_with("skip") {
                 action.to_string()
             } else if action == "refresh" {
-                let version = self.refresh_external(&name, cancel).await?;
-                match version {
-                    Some(v) => format!("refreshed to version {v}"),
-                    None => "refreshed".into(),
-                }
+                self.refresh_external(&name, cancel).await?.to_string()
             } else {
                 let statement = format!("ALTER TABLE {name} SECONDARY_LOAD");
                 let load_name = format!(

@@ -24,6 +24,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, ParamValues, ScalarValue, SchemaError, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -323,6 +324,9 @@ impl Session {
             .with_object_store_registry(sources.externals.object_stores())
             .with_memory_pool(Arc::new(FairSpillPool::new(config.query_memory as usize)))
             .with_disk_manager_builder(disk)
+            // No cached file listings: external tables must see files added
+            // in place at the next query, and a refresh must see them at once.
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build_arc()
             .map_err(|e| SqlError::from_datafusion("connect", e))?;
         let session_config = SessionConfig::new()

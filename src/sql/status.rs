@@ -104,7 +104,7 @@ pub fn table_rows(sources: &Sources) -> Vec<TableRow> {
             rows: status.rows as i64,
             load_status: "AVAIL_RPDGSTABSTATE",
             size_bytes: status.bytes as i64,
-            stale_reason: None,
+            stale_reason: sources.externals.refresh_error(&status.name),
             load_started: None,
             load_finished: None,
         });

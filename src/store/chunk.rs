@@ -120,6 +120,10 @@ pub struct Chunk {
     /// The node memory held for `batch`; shared by every version of the chunk
     /// (a new delete mask reuses the batch) and given back with the last one.
     pub(super) memory: Option<Arc<Reservation>>,
+    /// The file every row came from, for tables loaded from files (external
+    /// tables): a refresh drops the chunks of a removed or rewritten file and
+    /// keeps the rest. `None` for rows with no single source file.
+    pub source: Option<Arc<str>>,
 }
 
 impl Chunk {
@@ -148,6 +152,7 @@ impl Chunk {
             bytes,
             live: None,
             memory: None,
+            source: None,
         })
     }
 
@@ -172,7 +177,14 @@ impl Chunk {
             bytes: self.bytes,
             live: Some(live),
             memory: self.memory.clone(),
+            source: self.source.clone(),
         }
+    }
+
+    /// The same chunk, recorded as holding rows of `source` only.
+    pub fn with_source(mut self, source: Arc<str>) -> Chunk {
+        self.source = Some(source);
+        self
     }
 
     /// Visible rows of `batch.slice(offset, length)`, projected.

@@ -22,7 +22,7 @@ use super::table::{ColumnarTable, Partition};
 use crate::catalog::TableName;
 
 /// Rows examined to choose column encodings.
-const SAMPLE_ROWS: usize = 100_000;
+pub(super) const SAMPLE_ROWS: usize = 100_000;
 
 /// Where a load has got to, for progress bars.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,17 +71,7 @@ impl TableLoader {
         chunk_rows: usize,
         dictionary_max_ratio: f64,
     ) -> Self {
-        let logical_schema = Arc::new(Schema::new_with_metadata(
-            source_schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    Field::new(f.name(), logical_type(f.data_type()), f.is_nullable())
-                        .with_metadata(f.metadata().clone())
-                })
-                .collect::<Vec<_>>(),
-            source_schema.metadata().clone(),
-        ));
+        let logical_schema = logical_schema_of(source_schema);
         let partitioner = if key_columns.is_empty() {
             Partitioner::RoundRobin {
                 partitions: partition_nodes.len(),
@@ -190,73 +180,8 @@ impl TableLoader {
         self.encodings = Some(encodings);
     }
 
-    /// Check a source batch against the table's schema and convert it to the
-    /// logical types.
     fn normalise(&self, batch: RecordBatch) -> Result<RecordBatch, StoreError> {
-        let schema = batch.schema();
-        if schema.fields().len() != self.logical_schema.fields().len() {
-            return Err(self.invalid(
-                None,
-                format!(
-                    "a batch has {} columns where the first had {}",
-                    schema.fields().len(),
-                    self.logical_schema.fields().len()
-                ),
-            ));
-        }
-        let mut columns = Vec::with_capacity(batch.num_columns());
-        for (index, (column, field)) in batch
-            .columns()
-            .iter()
-            .zip(self.logical_schema.fields())
-            .enumerate()
-        {
-            let source_field = schema.field(index);
-            if source_field.name() != field.name()
-                || logical_type(source_field.data_type()) != *field.data_type()
-            {
-                return Err(self.invalid(
-                    Some(field.name()),
-                    format!(
-                        "a batch has column '{}' of type {} where the first had '{}' of type {}",
-                        source_field.name(),
-                        source_field.data_type(),
-                        field.name(),
-                        field.data_type()
-                    ),
-                ));
-            }
-            if self.non_null.contains(&index) && column.null_count() > 0 {
-                return Err(self.invalid(
-                    Some(field.name()),
-                    "NULL in a primary key or placement key column".to_string(),
-                ));
-            }
-            if column.data_type() == field.data_type() {
-                columns.push(Arc::clone(column));
-            } else {
-                columns.push(cast(column, field.data_type()).map_err(|source| {
-                    StoreError::Arrow {
-                        table: self.name.clone(),
-                        source,
-                    }
-                })?);
-            }
-        }
-        RecordBatch::try_new(Arc::clone(&self.logical_schema), columns).map_err(|source| {
-            StoreError::Arrow {
-                table: self.name.clone(),
-                source,
-            }
-        })
-    }
-
-    fn invalid(&self, column: Option<&String>, reason: String) -> StoreError {
-        StoreError::InvalidData {
-            table: self.name.clone(),
-            column: column.cloned(),
-            reason,
-        }
+        normalise(&self.name, &self.logical_schema, &self.non_null, batch)
     }
 
     fn place(&mut self, batches: Vec<RecordBatch>) -> Result<(), StoreError> {
@@ -355,6 +280,90 @@ impl PartitionBuilder {
         self.pending_rows -= rows;
         taken
     }
+}
+
+/// The schema lakewave stores for a source schema (see [`logical_type`]).
+pub(super) fn logical_schema_of(source_schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        source_schema
+            .fields()
+            .iter()
+            .map(|f| {
+                Field::new(f.name(), logical_type(f.data_type()), f.is_nullable())
+                    .with_metadata(f.metadata().clone())
+            })
+            .collect::<Vec<_>>(),
+        source_schema.metadata().clone(),
+    ))
+}
+
+/// Check a source batch against a table's logical schema and convert it to the
+/// logical types; `non_null` columns (placement keys) must hold no NULL.
+pub(super) fn normalise(
+    name: &TableName,
+    logical_schema: &SchemaRef,
+    non_null: &[usize],
+    batch: RecordBatch,
+) -> Result<RecordBatch, StoreError> {
+    let invalid = |column: Option<&String>, reason: String| StoreError::InvalidData {
+        table: name.clone(),
+        column: column.cloned(),
+        reason,
+    };
+    let schema = batch.schema();
+    if schema.fields().len() != logical_schema.fields().len() {
+        return Err(invalid(
+            None,
+            format!(
+                "a batch has {} columns where the first had {}",
+                schema.fields().len(),
+                logical_schema.fields().len()
+            ),
+        ));
+    }
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (index, (column, field)) in batch
+        .columns()
+        .iter()
+        .zip(logical_schema.fields())
+        .enumerate()
+    {
+        let source_field = schema.field(index);
+        if source_field.name() != field.name()
+            || logical_type(source_field.data_type()) != *field.data_type()
+        {
+            return Err(invalid(
+                Some(field.name()),
+                format!(
+                    "a batch has column '{}' of type {} where the first had '{}' of type {}",
+                    source_field.name(),
+                    source_field.data_type(),
+                    field.name(),
+                    field.data_type()
+                ),
+            ));
+        }
+        if non_null.contains(&index) && column.null_count() > 0 {
+            return Err(invalid(
+                Some(field.name()),
+                "NULL in a primary key or placement key column".to_string(),
+            ));
+        }
+        if column.data_type() == field.data_type() {
+            columns.push(Arc::clone(column));
+        } else {
+            columns.push(
+                cast(column, field.data_type()).map_err(|source| StoreError::Arrow {
+                    table: name.clone(),
+                    source,
+                })?,
+            );
+        }
+    }
+    RecordBatch::try_new(Arc::clone(logical_schema), columns).map_err(|source| StoreError::Arrow {
+        table: name.clone(),
+        source,
+    })
 }
 
 /// Hold node memory for a new chunk, or fail naming the node and what is free.

@@ -20,6 +20,7 @@ mod delta;
 mod loader;
 mod memory;
 mod placement;
+mod sources;
 mod table;
 
 use arrow::error::ArrowError;
@@ -29,11 +30,12 @@ use crate::catalog::TableName;
 use crate::config::human_bytes;
 use crate::error::ErrorKind;
 
-pub use chunk::{Chunk, ColumnEncoding, ZoneMap};
+pub use chunk::{Chunk, ColumnEncoding, ZoneMap, logical_type};
 pub use delta::ChangeSet;
 pub use loader::{LoadProgress, TableLoader};
 pub use memory::{NodeMemory, Reservation};
 pub use placement::Partitioner;
+pub use sources::SourceTableBuilder;
 pub use table::{ColumnarTable, Partition};
 
 #[derive(Debug, Error)]

@@ -46,7 +46,9 @@ impl Db {
 
     /// The query's rows rendered as text, one string per row.
     pub fn rows(&self, text: &str) -> Vec<String> {
-        let batches = self.sql(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let batches = self
+            .sql(text)
+            .unwrap_or_else(|e| panic!("{text}: {}", e.chain_message()));
         render(&batches)
     }
 

@@ -12,7 +12,7 @@ use lakewave::ErrorKind;
 
 use crate::common::Db;
 
-fn golden_root() -> Option<PathBuf> {
+pub(crate) fn golden_root() -> Option<PathBuf> {
     let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/delta-golden");
     let candidates = [
         std::env::var_os("LAKEWAVE_DELTA_GOLDEN").map(PathBuf::from),
@@ -25,7 +25,7 @@ fn golden_root() -> Option<PathBuf> {
         .find(|p| p.join("MANIFEST.txt").exists())
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

@@ -6,6 +6,7 @@ mod delta_golden;
 mod differential;
 mod lakehouse;
 mod load;
+mod refresh;
 mod rowstore;
 mod slt;
 mod sql;

@@ -87,7 +87,7 @@ def test_delta_tables_written_by_delta_rs(tmp_path) -> None:
     status = db.sql(
         "CALL sys.HEATWAVE_LOAD(JSON_ARRAY(JSON_OBJECT('db_name', 'main', 'tables', JSON_ARRAY(JSON_OBJECT('table_name', 'events')))), @o)"
     ).fetchall()
-    assert status == [("main.events", "refreshed to version 4")]
+    assert status == [("main.events", "refreshed to version 4 (1 file added, 2 removed)")]
     assert db.sql(query).fetchall() == [(100, "only")]
     (row,) = [t for t in db.loaded_tables() if t["name"] == "main.events"]
     assert row["snapshot_scn"] == 4

@@ -109,7 +109,7 @@ def test_delta_on_s3_refresh_after_a_commit(s3) -> None:
     status = db.sql(
         'CALL sys.HEATWAVE_LOAD(CAST(\'[{"db_name": "main", "tables": [{"table_name": "events"}]}]\' AS JSON), @options)'
     ).fetchall()
-    assert status == [("main.events", "refreshed to version 1")]
+    assert status == [("main.events", "refreshed to version 1 (1 file added, 0 removed)")]
     assert db.sql("SELECT count(*), max(kind) FROM events").fetchone() == (4, "d")
     (row,) = [t for t in db.loaded_tables() if t["name"] == "main.events"]
     assert row["snapshot_scn"] == 1
