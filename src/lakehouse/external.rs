@@ -412,14 +412,10 @@ pub async fn open_external(
         }
     }
     data_files.sort_by(|a, b| a.path.cmp(&b.path));
-    let inferred =
-        options
-            .infer_schema(state, &urls[0])
-            .await
-            .map_err(|e| LakehouseError::Read {
-                path: format!("{} (table {})", def.locations[0], def.name),
-                source: e,
-            })?;
+    let inferred = match options.infer_schema(state, &urls[0]).await {
+        Ok(schema) => schema,
+        Err(error) => return Err(unreadable_file(&def, &options, state, &data_files, error).await),
+    };
     // Every column may be NULL: a file that lacks a column (an older file of
     // a table whose files gained one) reads as NULLs there.
     let inferred = Arc::new(Schema::new_with_metadata(
@@ -504,6 +500,33 @@ pub async fn open_external(
             convert,
         },
     })
+}
+
+/// The files' schema could not be read: find the file that fails on its own,
+/// so the error names it (DataFusion's error names neither).
+async fn unreadable_file(
+    def: &ExternalTableDef,
+    options: &ListingOptions,
+    state: &dyn Session,
+    files: &[DataFile],
+    error: datafusion::error::DataFusionError,
+) -> LakehouseError {
+    for file in files {
+        let Ok(url) = ListingTableUrl::parse(&file.path) else {
+            continue;
+        };
+        let single = options.clone().with_file_extension("");
+        if let Err(source) = single.infer_schema(state, &url).await {
+            return LakehouseError::Read {
+                path: format!("{} (table {})", redact(&file.path), def.name),
+                source,
+            };
+        }
+    }
+    LakehouseError::Read {
+        path: format!("{} (table {})", redact(&def.locations[0]), def.name),
+        source: error,
+    }
 }
 
 /// A Delta table: its log is read now (the snapshot this definition sees);
