@@ -262,7 +262,7 @@ fn parse_interval(text: &str) -> Option<std::time::Duration> {
         "h" | "hour" | "hours" => number * 3600.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.001 && seconds < 1e9)
+    (0.001..1e9).contains(&seconds)
         .then(|| std::time::Duration::from_secs_f64(seconds))
 }
 
