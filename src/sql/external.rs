@@ -262,7 +262,8 @@ fn parse_interval(text: &str) -> Option<std::time::Duration> {
         "h" | "hour" | "hours" => number * 3600.0,
         _ => return None,
     };
-    (0.001..1e9).contains(&seconds)
+    (0.001..1e9)
+        .contains(&seconds)
         .then(|| std::time::Duration::from_secs_f64(seconds))
 }
 

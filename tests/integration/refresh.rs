@@ -274,3 +274,106 @@ fn bad_refresh_intervals_are_syntax_errors() {
         );
     }
 }
+
+/// A Parquet file whose footer (the schema) reads but whose pages do not:
+/// everything between the leading magic and the footer is zeroed.
+fn corrupt_pages(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let n = bytes.len();
+    let footer = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    for byte in &mut bytes[4..n - 8 - footer] {
+        *byte = 0;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn bad_files_fail_the_load_or_refresh_whole_and_keep_the_loaded_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("pq");
+    std::fs::create_dir_all(&folder).unwrap();
+    write_parquet(&folder.join("a.parquet"), numbers(0, 1000));
+    let db = Db::new(&[("chunk_rows", "64")]);
+    db.exec(&format!(
+        "CREATE EXTERNAL TABLE t FILE_FORMAT = (FORMAT parquet) FILES = (URI '{}/')",
+        folder.display()
+    ));
+    db.exec("ALTER TABLE t SECONDARY_LOAD");
+    let used = || db.rows("SELECT sum(size_bytes) FROM performance_schema.rpd_tables");
+    let before = used();
+
+    // A file with a readable footer and unreadable pages: the refresh reads
+    // it and fails, naming the table and the file; nothing changes.
+    write_parquet(&folder.join("b.parquet"), numbers(1000, 2000));
+    corrupt_pages(&folder.join("b.parquet"));
+    let error = db.sql("CALL sys.HEATWAVE_LOAD(CAST('[{\"db_name\": \"main\", \"tables\": [\"t\"]}]' AS JSON), JSON_OBJECT('refresh_external_tables', TRUE))").unwrap_err();
+    let message = error.chain_message();
+    assert_eq!(error.kind(), lakewave::ErrorKind::Data, "{message}");
+    assert!(
+        message.contains("main.t") && message.contains("b.parquet"),
+        "{message}"
+    );
+    assert_eq!(db.rows("SELECT count(*) FROM t"), vec!["1000"]);
+    assert_eq!(used(), before, "nothing half-loaded");
+    // A full load of the same files fails the same way and keeps the copy.
+    let error = db.sql("ALTER TABLE t SECONDARY_LOAD").unwrap_err();
+    assert!(
+        error.chain_message().contains("b.parquet"),
+        "{}",
+        error.chain_message()
+    );
+    assert_eq!(db.rows("SELECT count(*) FROM t"), vec!["1000"]);
+
+    // A truncated file (no footer): the definition can no longer be read;
+    // the error names the file.
+    std::fs::remove_file(folder.join("b.parquet")).unwrap();
+    let good = std::fs::read(folder.join("a.parquet")).unwrap();
+    std::fs::write(folder.join("c.parquet"), &good[..good.len() / 2]).unwrap();
+    let error = db.sql("CALL sys.HEATWAVE_LOAD(CAST('[{\"db_name\": \"main\", \"tables\": [\"t\"]}]' AS JSON), JSON_OBJECT('refresh_external_tables', TRUE))").unwrap_err();
+    let message = error.chain_message();
+    assert!(
+        message.contains("main.t") && message.contains("c.parquet"),
+        "{message}"
+    );
+    assert_eq!(db.rows("SELECT count(*) FROM t"), vec!["1000"]);
+
+    // Fixed: the next refresh works.
+    std::fs::remove_file(folder.join("c.parquet")).unwrap();
+    assert_eq!(refresh(&db, "t"), "refreshed (0 files added, 0 removed)");
+}
+
+#[test]
+fn a_truncated_delta_commit_fails_the_refresh_and_keeps_the_loaded_version() {
+    let root = golden_root().expect("the Delta golden tables (shared/delta-golden) are needed");
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t");
+    copy_dir(&root.join("basic-with-inserts-updates/delta"), &table);
+    let db = Db::new(&[]);
+    db.exec(&format!(
+        "CREATE EXTERNAL TABLE t FILE_FORMAT = (FORMAT delta) FILES = (URI '{}/')",
+        table.display()
+    ));
+    db.exec("ALTER TABLE t SECONDARY_LOAD");
+    let rows = db.rows("SELECT count(*) FROM t");
+    let version = db.rows(
+        "SELECT t.snapshot_scn FROM performance_schema.rpd_tables t \
+         JOIN performance_schema.rpd_table_id i ON t.id = i.id WHERE i.name = 'main.t'",
+    );
+    let next: u64 = version[0].parse::<u64>().unwrap() + 1;
+    std::fs::write(
+        table.join("_delta_log").join(log_file(next, "json")),
+        "{\"add\":{\"path\":\"part-00000-x.snappy.parq",
+    )
+    .unwrap();
+    let error = db
+        .sql("CALL sys.HEATWAVE_LOAD(CAST('[{\"db_name\": \"main\", \"tables\": [\"t\"]}]' AS JSON), JSON_OBJECT('refresh_external_tables', TRUE))")
+        .unwrap_err();
+    let message = error.chain_message();
+    assert_eq!(error.kind(), lakewave::ErrorKind::Data, "{message}");
+    assert!(message.contains("main.t"), "{message}");
+    assert_eq!(
+        db.rows("SELECT count(*) FROM t"),
+        rows,
+        "the loaded version is kept"
+    );
+}
