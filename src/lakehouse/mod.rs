@@ -1,9 +1,10 @@
 //! Reading data that lives in files: Parquet files and folders for
 //! `Connection.load` (DataFusion's Parquet reader, parallel over files and row
-//! groups), and external tables ([`external`]) over Parquet, CSV and JSON read
-//! in place. Delta and object stores build on this module next. It only
-//! reads; it never writes data, and it knows nothing of the cluster or SQL
-//! statements.
+//! groups), and external tables ([`external`]) over Parquet, CSV, JSON, Avro
+//! and Delta, on local disks and object stores ([`stores`]). An external table
+//! knows its data files and can read any one of them alone, which is what an
+//! incremental refresh needs. This module only reads: it never writes data, and
+//! it knows nothing of the cluster or of SQL statements.
 
 pub mod external;
 pub mod stores;
