@@ -233,7 +233,7 @@ impl Cluster {
             cancel,
             progress,
         )?;
-        let table = builder.finish();
+        let table = builder.finish()?;
         let status = Self::status_of(&table);
         self.publish(def, table)?;
         Ok(status)
@@ -258,7 +258,7 @@ impl Cluster {
         let mut builder =
             SourceTableBuilder::from_table(&current, removed, &self.nodes, self.config.chunk_rows);
         self.add_files(&mut builder, name, source_name, added, cancel, &mut |_| {})?;
-        let next = builder.finish();
+        let next = builder.finish()?;
         let status = Self::status_of(&next);
         let mut tables = self.tables.write();
         match tables.get(name) {

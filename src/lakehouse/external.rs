@@ -246,8 +246,10 @@ impl ExternalTable {
         }
     }
 
-    /// Read `files` (a few at a time, in order), each whole: the rows of one
-    /// file at a time, named by its path.
+    /// Read `files` in order: the rows of each file, named by its path, in
+    /// one item (small files, a few read at a time) or in consecutive items
+    /// of about a million rows (large files, streamed, so a big file is
+    /// never held whole while its chunks are built).
     pub fn read_files<'a>(
         &'a self,
         ctx: &'a SessionContext,
@@ -255,24 +257,76 @@ impl ExternalTable {
     ) -> impl futures::Stream<Item = Result<(Arc<str>, Vec<RecordBatch>), LakehouseError>> + 'a
     {
         use futures::StreamExt;
-        futures::stream::iter(files)
+        use futures::stream::{self, BoxStream};
+        type Parts<'s> = BoxStream<'s, Result<(Arc<str>, Vec<RecordBatch>), LakehouseError>>;
+        stream::iter(files)
             .map(move |file| async move {
+                let path: Arc<str> = Arc::from(file.path.as_str());
                 let provider = self.file_provider(&file).await?;
-                let read_error = |source| LakehouseError::Read {
-                    path: format!("{} (table {})", redact(&file.path), self.def.name),
-                    source,
-                };
-                let batches = ctx
+                let frame = ctx
                     .read_table(provider)
-                    .map_err(read_error)?
-                    .collect()
+                    .map_err(|e| self.read_error(&file, e))?;
+                if file.size > 0 && file.size <= WHOLE_FILE_BYTES {
+                    let batches = frame
+                        .collect()
+                        .await
+                        .map_err(|e| self.read_error(&file, e))?;
+                    let parts: Parts<'a> = stream::once(async move { Ok((path, batches)) }).boxed();
+                    return Ok(parts);
+                }
+                let batches = frame
+                    .execute_stream()
                     .await
-                    .map_err(read_error)?;
-                Ok((Arc::from(file.path.as_str()), batches))
+                    .map_err(|e| self.read_error(&file, e))?;
+                let parts: Parts<'a> = stream::unfold(Some(batches), move |batches| {
+                    let path = Arc::clone(&path);
+                    let file = file.clone();
+                    async move {
+                        let mut batches = batches?;
+                        let mut group = Vec::new();
+                        let mut rows = 0;
+                        while rows < PART_ROWS {
+                            match batches.next().await {
+                                Some(Ok(batch)) => {
+                                    rows += batch.num_rows();
+                                    group.push(batch);
+                                }
+                                Some(Err(e)) => {
+                                    return Some((Err(self.read_error(&file, e)), None));
+                                }
+                                None if group.is_empty() => return None,
+                                None => return Some((Ok((path, group)), None)),
+                            }
+                        }
+                        Some((Ok((path, group)), Some(batches)))
+                    }
+                })
+                .boxed();
+                Ok(parts)
             })
             .buffered(FILES_READ_AT_ONCE)
+            .flat_map(|opened: Result<Parts<'a>, LakehouseError>| match opened {
+                Ok(parts) => parts,
+                Err(e) => stream::once(async move { Err(e) }).boxed(),
+            })
+    }
+
+    fn read_error(
+        &self,
+        file: &DataFile,
+        source: datafusion::error::DataFusionError,
+    ) -> LakehouseError {
+        LakehouseError::Read {
+            path: format!("{} (table {})", redact(&file.path), self.def.name),
+            source,
+        }
     }
 }
+
+/// Files up to this size are read whole (several at once); larger ones are
+/// streamed in parts of `PART_ROWS` rows.
+const WHOLE_FILE_BYTES: u64 = 64 << 20;
+const PART_ROWS: usize = 1 << 20;
 
 /// Files read concurrently by a load or refresh: enough to overlap object
 /// store latency, few enough to bound the rows held before they are stored.

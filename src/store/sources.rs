@@ -35,6 +35,8 @@ pub struct SourceTableBuilder {
     chunk_rows: usize,
     dictionary_max_ratio: f64,
     rows_added: u64,
+    /// Rows of the file being added that do not fill a chunk yet.
+    pending: Option<(Arc<str>, Vec<RecordBatch>, usize)>,
 }
 
 impl SourceTableBuilder {
@@ -64,6 +66,7 @@ impl SourceTableBuilder {
             chunk_rows,
             dictionary_max_ratio,
             rows_added: 0,
+            pending: None,
         }
     }
 
@@ -103,6 +106,7 @@ impl SourceTableBuilder {
             chunk_rows,
             dictionary_max_ratio: 0.0,
             rows_added: 0,
+            pending: None,
         }
     }
 
@@ -115,9 +119,12 @@ impl SourceTableBuilder {
         self.rows_added
     }
 
-    /// Add the rows of one file. The chunks are encoded in parallel; each
-    /// takes memory on the node of the partition it goes to, and a node that
-    /// runs out fails the whole build (nothing built so far is published).
+    /// Add rows of a file. A file may come in several parts, one after the
+    /// other: its rows are cut into full chunks as they arrive, and its last
+    /// short chunk is cut when another file starts or the build finishes.
+    /// Chunks are encoded in parallel; each takes memory on the node of the
+    /// partition it goes to, and a node that runs out fails the whole build
+    /// (nothing built so far is published).
     pub fn add_file(
         &mut self,
         source: Arc<str>,
@@ -128,15 +135,52 @@ impl SourceTableBuilder {
             .filter(|b| b.num_rows() > 0)
             .map(|b| normalise(&self.name, &self.logical_schema, &[], b))
             .collect::<Result<Vec<_>, _>>()?;
-        if batches.is_empty() {
-            return Ok(());
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|(current, _, _)| *current != source)
+        {
+            self.flush()?;
         }
+        let (_, pending, rows) = self
+            .pending
+            .get_or_insert_with(|| (Arc::clone(&source), Vec::new(), 0));
+        *rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+        pending.extend(batches);
+        let chunk_rows = self.chunk_rows.max(1);
+        let full = (*rows / chunk_rows) * chunk_rows;
+        if full > 0 {
+            let mut pieces = cut(pending, chunk_rows);
+            let rest = if full < *rows { pieces.pop() } else { None };
+            *pending = rest.unwrap_or_default();
+            *rows -= full;
+            self.store(&source, pieces)?;
+        }
+        Ok(())
+    }
+
+    /// Cut the last short chunk of the file being added.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if let Some((source, pending, rows)) = self.pending.take()
+            && rows > 0
+        {
+            self.store(&source, vec![pending])?;
+        }
+        Ok(())
+    }
+
+    /// Encode pieces of `source` into chunks and place them.
+    fn store(
+        &mut self,
+        source: &Arc<str>,
+        pieces: Vec<Vec<RecordBatch>>,
+    ) -> Result<(), StoreError> {
         let (encodings, physical) = match &self.encodings {
             Some(chosen) => chosen.clone(),
             None => {
                 let mut sample = Vec::new();
                 let mut rows = 0;
-                for batch in &batches {
+                for batch in pieces.iter().flatten() {
                     if rows >= SAMPLE_ROWS {
                         break;
                     }
@@ -150,7 +194,6 @@ impl SourceTableBuilder {
                 (encodings, physical)
             }
         };
-        let pieces = cut(&batches, self.chunk_rows.max(1));
         let name = &self.name;
         let chunks: Vec<Chunk> = pieces
             .par_iter()
@@ -162,7 +205,7 @@ impl SourceTableBuilder {
                 let logical = compact(piece).map_err(arrow_error)?;
                 Ok(Chunk::build(logical, &encodings, &physical)
                     .map_err(arrow_error)?
-                    .with_source(Arc::clone(&source)))
+                    .with_source(Arc::clone(source)))
             })
             .collect::<Result<_, StoreError>>()?;
         for chunk in chunks {
@@ -188,13 +231,14 @@ impl SourceTableBuilder {
     }
 
     /// The finished snapshot.
-    pub fn finish(self) -> ColumnarTable {
+    pub fn finish(mut self) -> Result<ColumnarTable, StoreError> {
+        self.flush()?;
         let (encodings, physical_schema) = self.encodings.unwrap_or_else(|| {
             let encodings = vec![ColumnEncoding::Plain; self.logical_schema.fields().len()];
             let physical = physical_schema(&self.logical_schema, &encodings);
             (encodings, physical)
         });
-        ColumnarTable {
+        Ok(ColumnarTable {
             name: self.name,
             version: self.version,
             logical_schema: self.logical_schema,
@@ -202,7 +246,7 @@ impl SourceTableBuilder {
             encodings,
             placement: Vec::new(),
             partitions: self.partitions,
-        }
+        })
     }
 }
 
@@ -276,7 +320,7 @@ mod tests {
             .unwrap();
         builder.add_file("b".into(), vec![batch(1000, 10)]).unwrap();
         builder.add_file("empty".into(), vec![]).unwrap();
-        let first = builder.finish();
+        let first = builder.finish().unwrap();
         assert_eq!(first.rows(), 290);
         assert_eq!(files(&first), vec![("a".into(), 280), ("b".into(), 10)]);
         // Chunks of 100 rows at most, spread over the partitions.
@@ -287,7 +331,7 @@ mod tests {
         let removed: HashSet<String> = ["a".to_string()].into();
         let mut next = SourceTableBuilder::from_table(&first, &removed, &nodes, 100);
         next.add_file("c".into(), vec![batch(2000, 5)]).unwrap();
-        let second = next.finish();
+        let second = next.finish().unwrap();
         assert_eq!(second.version, 2);
         assert_eq!(files(&second), vec![("b".into(), 10), ("c".into(), 5)]);
         assert_eq!(second.encodings, first.encodings);
@@ -306,6 +350,52 @@ mod tests {
     }
 
     #[test]
+    fn a_file_in_parts_makes_full_chunks() {
+        let nodes = vec![NodeMemory::new(0, 1 << 30)];
+        let schema = batch(0, 1).schema();
+        let mut builder = SourceTableBuilder::new(
+            TableName::new("db", "t"),
+            1,
+            &schema,
+            &[0, 0],
+            &nodes,
+            100,
+            0.5,
+        );
+        for part in 0..7 {
+            builder
+                .add_file("a".into(), vec![batch(part * 30, 30)])
+                .unwrap();
+        }
+        builder.add_file("b".into(), vec![batch(500, 5)]).unwrap();
+        let table = builder.finish().unwrap();
+        let mut sizes: Vec<(String, usize)> = table
+            .partitions
+            .iter()
+            .flat_map(|p| p.chunks.iter())
+            .map(|c| (c.source.as_deref().unwrap().to_string(), c.rows()))
+            .collect();
+        sizes.sort();
+        // 210 rows of a: two full chunks and one of 10; b's 5 rows alone.
+        assert_eq!(
+            sizes,
+            vec![
+                ("a".to_string(), 10),
+                ("a".to_string(), 100),
+                ("a".to_string(), 100),
+                ("b".to_string(), 5)
+            ]
+        );
+        let ids = table
+            .partitions
+            .iter()
+            .flat_map(|p| p.chunks.iter())
+            .map(|c| c.rows())
+            .sum::<usize>();
+        assert_eq!(ids, 215);
+    }
+
+    #[test]
     fn out_of_memory_fails_the_file() {
         let nodes = vec![NodeMemory::new(0, 2_000)];
         let schema = batch(0, 1).schema();
@@ -318,11 +408,11 @@ mod tests {
             100,
             0.5,
         );
-        let error = builder
-            .add_file("big".into(), vec![batch(0, 10_000)])
-            .unwrap_err();
+        let error = match builder.add_file("big".into(), vec![batch(0, 10_000)]) {
+            Err(error) => error,
+            Ok(()) => builder.finish().unwrap_err(),
+        };
         assert!(matches!(error, StoreError::OutOfMemory { .. }), "{error}");
-        drop(builder);
         assert_eq!(nodes[0].used(), 0);
     }
 }
