@@ -1,4 +1,4 @@
-.PHONY: test check fmt demo bench-tpch bench-propagation bench-offload
+.PHONY: test check fmt demo bench-tpch bench-propagation bench-offload bench-lakehouse
 
 # Everything CI runs: lint, build, all tests.
 test:
@@ -22,3 +22,6 @@ bench-propagation:
 
 bench-offload:
 	python3 benchmarks/offload/run.py --scale 1
+
+bench-lakehouse:
+	python3 benchmarks/lakehouse/run.py --scale 1
