@@ -30,6 +30,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::provider_as_source;
+use datafusion::execution::SessionState;
 use datafusion::functions::expr_fn::nullif;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, col, lit};
 use datafusion::prelude::SessionContext;
@@ -205,9 +206,12 @@ enum FileReader {
 
 impl ExternalTable {
     /// A provider that reads only `file`, with the table's schema.
+    /// `session` is the one the file will be read with (its Parquet
+    /// options apply to Delta scans).
     pub async fn file_provider(
         &self,
         file: &DataFile,
+        session: &Arc<SessionState>,
     ) -> Result<Arc<dyn TableProvider>, LakehouseError> {
         let read_error = |source| LakehouseError::Read {
             path: format!("{} (table {})", redact(&file.path), self.def.name),
@@ -222,7 +226,7 @@ impl ExternalTable {
                 let url = ListingTableUrl::parse(&file.path).map_err(read_error)?;
                 let config = ListingTableConfig::new(url)
                     .with_listing_options(options.clone().with_file_extension(""))
-                    .with_schema(Arc::clone(read_schema));
+                    .with_schema(plain_strings(read_schema));
                 let listing: Arc<dyn TableProvider> =
                     Arc::new(ListingTable::try_new(config).map_err(read_error)?);
                 match convert {
@@ -234,6 +238,7 @@ impl ExternalTable {
             FileReader::Delta { table, columns } => {
                 let provider = table
                     .table_provider()
+                    .with_session(Arc::clone(session))
                     .with_file_paths([file.path.clone()])
                     .await
                     .map_err(read_error)?;
@@ -259,50 +264,69 @@ impl ExternalTable {
         use futures::StreamExt;
         use futures::stream::{self, BoxStream};
         type Parts<'s> = BoxStream<'s, Result<(Arc<str>, Vec<RecordBatch>), LakehouseError>>;
+        // Strings are read as plain Utf8, which the cluster stores, rather
+        // than as views that every load would convert.
+        let mut config = ctx.copied_config();
+        config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
+        let session = Arc::new(
+            datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+                .with_config(config)
+                .build(),
+        );
+        let context = SessionContext::new_with_state(session.as_ref().clone());
         stream::iter(files)
-            .map(move |file| async move {
-                let path: Arc<str> = Arc::from(file.path.as_str());
-                let provider = self.file_provider(&file).await?;
-                let frame = ctx
-                    .read_table(provider)
-                    .map_err(|e| self.read_error(&file, e))?;
-                if file.size > 0 && file.size <= WHOLE_FILE_BYTES {
+            .map(move |file| {
+                let session = Arc::clone(&session);
+                let context = context.clone();
+                async move {
+                    let path: Arc<str> = Arc::from(file.path.as_str());
+                    let provider = self.file_provider(&file, &session).await?;
+                    let frame = context
+                        .read_table(provider)
+                        .map_err(|e| self.read_error(&file, e))?;
+                    if file.size > 0 && file.size <= WHOLE_FILE_BYTES {
+                        let batches = frame
+                            .collect()
+                            .await
+                            .map_err(|e| self.read_error(&file, e))?;
+                        let parts: Parts<'a> =
+                            stream::once(async move { Ok((path, batches)) }).boxed();
+                        return Ok(parts);
+                    }
                     let batches = frame
-                        .collect()
+                        .execute_stream()
                         .await
                         .map_err(|e| self.read_error(&file, e))?;
-                    let parts: Parts<'a> = stream::once(async move { Ok((path, batches)) }).boxed();
-                    return Ok(parts);
-                }
-                let batches = frame
-                    .execute_stream()
-                    .await
-                    .map_err(|e| self.read_error(&file, e))?;
-                let parts: Parts<'a> = stream::unfold(Some(batches), move |batches| {
-                    let path = Arc::clone(&path);
-                    let file = file.clone();
-                    async move {
-                        let mut batches = batches?;
-                        let mut group = Vec::new();
-                        let mut rows = 0;
-                        while rows < PART_ROWS {
-                            match batches.next().await {
-                                Some(Ok(batch)) => {
-                                    rows += batch.num_rows();
-                                    group.push(batch);
+                    let parts: Parts<'a> = stream::unfold(Some(batches), move |batches| {
+                        let path = Arc::clone(&path);
+                        let file = file.clone();
+                        async move {
+                            let mut batches = batches?;
+                            let mut group = Vec::new();
+                            let mut rows = 0;
+                            while rows < PART_ROWS {
+                                match batches.next().await {
+                                    Some(Ok(batch)) => {
+                                        rows += batch.num_rows();
+                                        group.push(batch);
+                                    }
+                                    Some(Err(e)) => {
+                                        return Some((Err(self.read_error(&file, e)), None));
+                                    }
+                                    None if group.is_empty() => return None,
+                                    None => return Some((Ok((path, group)), None)),
                                 }
-                                Some(Err(e)) => {
-                                    return Some((Err(self.read_error(&file, e)), None));
-                                }
-                                None if group.is_empty() => return None,
-                                None => return Some((Ok((path, group)), None)),
                             }
+                            Some((Ok((path, group)), Some(batches)))
                         }
-                        Some((Ok((path, group)), Some(batches)))
-                    }
-                })
-                .boxed();
-                Ok(parts)
+                    })
+                    .boxed();
+                    Ok(parts)
+                }
             })
             .buffered(FILES_READ_AT_ONCE)
             .flat_map(|opened: Result<Parts<'a>, LakehouseError>| match opened {
@@ -327,6 +351,27 @@ impl ExternalTable {
 /// streamed in parts of `PART_ROWS` rows.
 const WHOLE_FILE_BYTES: u64 = 64 << 20;
 const PART_ROWS: usize = 1 << 20;
+
+/// The schema with view strings and binaries read as plain ones: the cluster
+/// stores plain Utf8/Binary, and the Parquet reader builds those directly,
+/// which saves converting every value of a load.
+fn plain_strings(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let plain = match f.data_type() {
+                    DataType::Utf8View => DataType::Utf8,
+                    DataType::BinaryView => DataType::Binary,
+                    other => other.clone(),
+                };
+                f.as_ref().clone().with_data_type(plain)
+            })
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
 
 /// Files read concurrently by a load or refresh: enough to overlap object
 /// store latency, few enough to bound the rows held before they are stored.
