@@ -260,13 +260,26 @@ impl Cluster {
         self.add_files(&mut builder, name, source_name, added, cancel, &mut |_| {})?;
         let next = builder.finish()?;
         let status = Self::status_of(&next);
+        Ok(self
+            .replace_if_current(name, &current, next)
+            .then_some(status))
+    }
+
+    /// Publish `next` as the new snapshot of `name` if `current` is still the
+    /// published one; `false` when the table was unloaded or replaced since.
+    fn replace_if_current(
+        &self,
+        name: &TableName,
+        current: &Arc<ColumnarTable>,
+        next: ColumnarTable,
+    ) -> bool {
         let mut tables = self.tables.write();
         match tables.get(name) {
-            Some(t) if Arc::ptr_eq(t, &current) => {
+            Some(t) if Arc::ptr_eq(t, current) => {
                 tables.insert(name.clone(), Arc::new(next));
-                Ok(Some(status))
+                true
             }
-            _ => Ok(None),
+            _ => false,
         }
     }
 
@@ -318,14 +331,7 @@ impl Cluster {
             return Ok(false);
         };
         let next = current.apply_changes(changes, &self.nodes, self.config.chunk_rows)?;
-        let mut tables = self.tables.write();
-        match tables.get(name) {
-            Some(t) if Arc::ptr_eq(t, &current) => {
-                tables.insert(name.clone(), Arc::new(next));
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(self.replace_if_current(name, &current, next))
     }
 
     /// Move a loaded table to a new name (its data is kept).

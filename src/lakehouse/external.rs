@@ -380,27 +380,19 @@ const FILES_READ_AT_ONCE: usize = 4;
 /// The files added and removed between two listings of a table: a file whose
 /// fingerprint changed (rewritten in place, or a new deletion vector) is both.
 pub fn file_changes(before: &[DataFile], after: &[DataFile]) -> (Vec<DataFile>, Vec<DataFile>) {
-    let old: std::collections::HashMap<&str, &DataFile> =
-        before.iter().map(|f| (f.path.as_str(), f)).collect();
-    let new: std::collections::HashMap<&str, &DataFile> =
-        after.iter().map(|f| (f.path.as_str(), f)).collect();
-    let added = after
-        .iter()
-        .filter(|f| {
-            old.get(f.path.as_str())
-                .is_none_or(|o| o.fingerprint != f.fingerprint)
-        })
-        .cloned()
-        .collect();
-    let removed = before
-        .iter()
-        .filter(|f| {
-            new.get(f.path.as_str())
-                .is_none_or(|n| n.fingerprint != f.fingerprint)
-        })
-        .cloned()
-        .collect();
-    (added, removed)
+    // The files of `these` that `others` lacks or holds with other contents.
+    fn not_in(these: &[DataFile], others: &[DataFile]) -> Vec<DataFile> {
+        let others: std::collections::HashMap<&str, &str> = others
+            .iter()
+            .map(|f| (f.path.as_str(), f.fingerprint.as_str()))
+            .collect();
+        these
+            .iter()
+            .filter(|f| others.get(f.path.as_str()) != Some(&f.fingerprint.as_str()))
+            .cloned()
+            .collect()
+    }
+    (not_in(after, before), not_in(before, after))
 }
 
 impl fmt::Debug for ExternalTable {
@@ -1133,5 +1125,28 @@ impl ExternalCatalog {
             self.versions.write().remove(name);
             self.loaded_files.write().remove(name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, fingerprint: &str) -> DataFile {
+        DataFile {
+            path: path.into(),
+            fingerprint: fingerprint.into(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn changed_fingerprints_are_both_added_and_removed() {
+        let before = [file("a", "1"), file("b", "1"), file("c", "1")];
+        let after = [file("a", "1"), file("b", "2"), file("d", "1")];
+        let (added, removed) = file_changes(&before, &after);
+        let paths = |files: Vec<DataFile>| files.into_iter().map(|f| f.path).collect::<Vec<_>>();
+        assert_eq!(paths(added), ["b", "d"]);
+        assert_eq!(paths(removed), ["b", "c"]);
     }
 }
