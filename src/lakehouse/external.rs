@@ -1037,7 +1037,7 @@ impl ExternalCatalog {
 
     pub fn remove(&self, name: &TableName) {
         self.tables.write().remove(name);
-        self.set_loaded(name, false);
+        self.set_unloaded(name);
     }
 
     /// Held while an external table is loaded or refreshed.
@@ -1117,14 +1117,13 @@ impl ExternalCatalog {
         self.loaded.read().contains(name)
     }
 
-    pub fn set_loaded(&self, name: &TableName, loaded: bool) {
-        if loaded {
-            self.loaded.write().insert(name.clone());
-        } else {
-            self.loaded.write().remove(name);
-            self.versions.write().remove(name);
-            self.loaded_files.write().remove(name);
-        }
+    /// The cluster no longer holds a copy of `name`.
+    pub fn set_unloaded(&self, name: &TableName) {
+        self.loaded.write().remove(name);
+        self.versions.write().remove(name);
+        self.loaded_files.write().remove(name);
+        self.refreshed_at.write().remove(name);
+        self.refresh_errors.write().remove(name);
     }
 }
 

@@ -705,7 +705,7 @@ impl Session {
         if self.sources.externals.is_loaded(name) {
             let _ = self.sources.cluster.unload(name);
         }
-        self.sources.externals.set_loaded(name, false);
+        self.sources.externals.set_unloaded(name);
         self.sources.conn.set_external_loaded(name, false)?;
         Ok(self.done(text, format!("unloaded external table {name}")))
     }
