@@ -191,9 +191,7 @@ impl Cluster {
             schema: Arc::clone(&table.logical_schema),
             ..def
         };
-        let status = Self::status_of(&table);
-        self.publish(def, table)?;
-        Ok(status)
+        self.publish(def, table)
     }
 
     /// Load a table from files, recording in every chunk the file its rows
@@ -233,10 +231,7 @@ impl Cluster {
             cancel,
             progress,
         )?;
-        let table = builder.finish()?;
-        let status = Self::status_of(&table);
-        self.publish(def, table)?;
-        Ok(status)
+        self.publish(def, builder.finish()?)
     }
 
     /// The next version of a table loaded with [`Cluster::load_files`]: the
@@ -313,14 +308,16 @@ impl Cluster {
         Ok(())
     }
 
-    fn publish(&self, def: TableDef, table: ColumnarTable) -> Result<()> {
+    /// Publish a newly loaded table with its definition; returns its status.
+    fn publish(&self, def: TableDef, table: ColumnarTable) -> Result<TableStatus> {
+        let status = Self::status_of(&table);
         // Take the registry lock first so that the catalog and the data change
         // together for every reader.
         let mut tables = self.tables.write();
         let name = def.name.clone();
         self.catalog.put(def)?;
         tables.insert(name, Arc::new(table));
-        Ok(())
+        Ok(status)
     }
 
     /// Apply one propagated batch of changes to a loaded table and publish the

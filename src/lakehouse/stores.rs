@@ -113,11 +113,7 @@ pub fn open_store(
                 builder = builder.with_config(config, value.clone());
             }
             let store = builder.build().map_err(|e| e.to_string())?;
-            let root = Url::parse(&format!(
-                "s3://{}/",
-                location.host_str().unwrap_or_default()
-            ))
-            .map_err(|e| e.to_string())?;
+            let root = bucket_root("s3", &location)?;
             Ok(OpenedStore {
                 store: Arc::new(store),
                 root,
@@ -132,11 +128,7 @@ pub fn open_store(
                 builder = builder.with_config(config, value.clone());
             }
             let store = builder.build().map_err(|e| e.to_string())?;
-            let root = Url::parse(&format!(
-                "gs://{}/",
-                location.host_str().unwrap_or_default()
-            ))
-            .map_err(|e| e.to_string())?;
+            let root = bucket_root("gs", location)?;
             Ok(OpenedStore {
                 store: Arc::new(store),
                 root,
@@ -177,4 +169,13 @@ pub fn open_store(
         }
         other => Err(format!("the '{other}://' scheme is not supported")),
     }
+}
+
+/// `scheme://bucket/`: the URL an object store is registered under.
+fn bucket_root(scheme: &str, location: &Url) -> Result<Url, String> {
+    Url::parse(&format!(
+        "{scheme}://{}/",
+        location.host_str().unwrap_or_default()
+    ))
+    .map_err(|e| e.to_string())
 }
