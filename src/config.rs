@@ -17,6 +17,14 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// MySQL's "incorrect arguments" (1210) for a bad connect option, or an
+    /// unknown one.
+    pub fn code(&self) -> crate::error::MySqlCode {
+        crate::error::codes::WRONG_ARGUMENTS
+    }
+}
+
 /// The shape of the in-process cluster: how many nodes, how much memory each may
 /// hold, how many store partitions each node owns, and how many threads execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +54,9 @@ pub struct EngineConfig {
     pub propagation: PropagationConfig,
     /// What `SELECT @@hostname` answers (default: the machine's host name).
     pub instance_name: String,
+    /// How long a writer waits for another session's write lock before it
+    /// fails (MySQL's `innodb_lock_wait_timeout`, 50 s).
+    pub lock_wait: std::time::Duration,
 }
 
 /// When the propagator sends a batch of changes to the cluster.
@@ -85,6 +96,7 @@ const KNOWN_KEYS: &[&str] = &[
     "propagation_batch_bytes",
     "read_your_writes",
     "instance_name",
+    "lock_wait_timeout",
 ];
 
 impl EngineConfig {
@@ -109,6 +121,7 @@ impl EngineConfig {
             spill_dir: None,
             propagation: PropagationConfig::default(),
             instance_name: host_name(),
+            lock_wait: std::time::Duration::from_secs(50),
         }
     }
 
@@ -160,6 +173,7 @@ impl EngineConfig {
                     config.propagation.max_pending_bytes = parse_bytes(key, value)?
                 }
                 "instance_name" => config.instance_name = value.trim().to_string(),
+                "lock_wait_timeout" => config.lock_wait = parse_duration(key, value)?,
                 "read_your_writes" => config.propagation.read_your_writes = parse_bool(key, value)?,
                 _ => {
                     return Err(ConfigError::UnknownKey {

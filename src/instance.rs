@@ -1,43 +1,54 @@
 //! An instance: the DB system (row store), the catalog, the cluster, the
-//! propagator between them and the runtimes that drive them, shared by every
-//! connection. It offers blocking entry points (load a table, run a
-//! statement) that the Python bindings call with the GIL released; async work
-//! runs on the instance's tokio runtime and CPU-heavy loading on rayon.
+//! propagator between them, the sessions on it and the runtimes that drive
+//! them. This is the engine's front door: the Python bindings (and, later,
+//! the servers) use only what this module offers and re-exports. Its entry
+//! points block the calling thread (never a runtime worker) while async work
+//! runs on the instance's tokio runtime and CPU-heavy work on rayon.
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 
 use crate::cancel::Cancel;
 use crate::catalog::Catalog;
 use crate::changes::Propagator;
-use crate::cluster::{BatchSource, Cluster, LoadRequest, TableStatus};
-use crate::config::EngineConfig;
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use crate::lakehouse::external::ExternalCatalog;
-use crate::lakehouse::{self, LakehouseError};
+use crate::lakehouse::ExternalTables;
 use crate::rowstore::Database;
-use crate::sql::Session;
-use crate::store::{LoadProgress, StoreError};
+use crate::sql::Services;
+
+pub use crate::catalog::{TableName, is_secret};
+pub use crate::cluster::{NodeStatus, TableStatus};
+pub use crate::config::EngineConfig;
+pub use crate::rowstore::InsertMode;
+pub use crate::rowstore::log::ConsumerPosition;
+pub use crate::sql::{
+    LoadOptions, LoadSource, OffloadMode, ProcessInfo, QueryResult, RefreshOutcome, ResultStream,
+    Session, TableRow, bulk_source_error, external_definition, file_format_named,
+};
+pub use crate::store::LoadProgress;
 
 /// How often the automatic refresh looks for external tables that are due.
-const AUTO_REFRESH_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+const AUTO_REFRESH_TICK: Duration = Duration::from_millis(100);
+
+/// Who a session is, for the process list, when nobody said.
+const EMBEDDED_USER: &str = "lakewave";
+const EMBEDDED_HOST: &str = "localhost";
 
 pub struct Instance {
     runtime: tokio::runtime::Runtime,
-    cluster: Arc<Cluster>,
-    db: Arc<Database>,
-    propagator: Arc<Propagator>,
-    externals: Arc<ExternalCatalog>,
+    services: Arc<Services>,
+    closed: AtomicBool,
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        self.propagator.shutdown();
+        self.services.propagator.shutdown();
     }
 }
 
@@ -45,31 +56,57 @@ impl Instance {
     /// Open the DB system at `path` (`None`: a private in-memory one), bring
     /// its loaded tables back into the cluster and start propagation.
     pub fn open(config: EngineConfig, path: Option<&Path>) -> Result<Arc<Instance>> {
-        let threads = config.shape.threads;
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+            .worker_threads(config.shape.threads)
             .thread_name("lakewave-exec")
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
-        let db = Database::open(path)?;
-        let catalog = Arc::new(Catalog::default());
-        for name in db.database_names() {
-            catalog.create_database(&name);
-        }
+        let (db, stored) = Database::open(path, config.lock_wait)?;
+        let catalog = Arc::new(Catalog::new(stored.databases, stored.entries));
         let propagation = config.propagation.clone();
-        let cluster = Arc::new(Cluster::new(config, catalog));
-        let propagator = Propagator::start(Arc::clone(&db), Arc::clone(&cluster), propagation)?;
+        let cluster = Arc::new(Cluster::new(config));
+        let propagator = Propagator::start(
+            Arc::clone(&db),
+            Arc::clone(&catalog),
+            Arc::clone(&cluster),
+            propagation,
+        )?;
+        let services = {
+            let _runtime = runtime.enter();
+            Arc::new(Services::new(
+                catalog,
+                db,
+                cluster,
+                propagator,
+                Arc::new(ExternalTables::default()),
+            )?)
+        };
         let instance = Arc::new(Instance {
             runtime,
-            cluster,
-            db,
-            propagator,
-            externals: Arc::default(),
+            services,
+            closed: AtomicBool::new(false),
         });
         instance.restore_external_tables()?;
         instance.start_auto_refresh()?;
         Ok(instance)
+    }
+
+    /// Define again the external tables of the database file, and load the
+    /// ones that were loaded. A table whose files are gone stays defined and
+    /// is reported, so the rest of the instance still opens.
+    fn restore_external_tables(&self) -> Result<()> {
+        let session = self.session()?;
+        let cancel = Cancel::default();
+        let failures = self.runtime.block_on(session.restore_externals(&cancel));
+        for (name, error) in failures {
+            eprintln!(
+                "lakewave: external table {name} could not be restored: {}",
+                error.chain_message()
+            );
+        }
+        session.close();
+        Ok(())
     }
 
     /// Refresh every loaded external table whose `REFRESH_INTERVAL` has run
@@ -77,15 +114,15 @@ impl Instance {
     /// failed refresh keeps the loaded version and is reported in
     /// `rpd_tables.STALE_REASON`; it is tried again after another interval.
     fn start_auto_refresh(&self) -> Result<()> {
-        let session = self.session()?;
-        let externals = Arc::clone(&self.externals);
+        let session = self.session_for("event_scheduler", EMBEDDED_HOST)?;
+        let services = Arc::clone(&self.services);
         self.runtime.spawn(async move {
             let cancel = Cancel::default();
             loop {
                 tokio::time::sleep(AUTO_REFRESH_TICK).await;
-                for name in externals.refresh_due() {
+                for name in session.external_refresh_due() {
                     if let Err(error) = session.refresh_external(&name, &cancel).await {
-                        externals.set_refresh_error(
+                        services.externals.set_refresh_error(
                             &name,
                             format!("automatic refresh failed: {}", error.chain_message()),
                         );
@@ -96,52 +133,53 @@ impl Instance {
         Ok(())
     }
 
-    /// Define again the external tables of the database file, and load the
-    /// ones that were loaded. A definition whose files are gone is kept on
-    /// file but left out, so the rest of the instance still opens.
-    fn restore_external_tables(&self) -> Result<()> {
-        let saved = self.db.external_ddls()?;
-        if saved.is_empty() {
-            return Ok(());
-        }
-        let session = self.session()?;
-        let cancel = Cancel::default();
-        for (name, ddl, loaded) in saved {
-            let restored = self.block_on(
-                &cancel,
-                &ddl,
-                session.restore_external(&ddl, loaded, &cancel),
-            );
-            if let Err(e) = restored {
-                eprintln!(
-                    "lakewave: external table {name} could not be restored: {}",
-                    e.chain_message()
-                );
-            }
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        self.services.config()
+    }
+
+    /// The database file (`None` for a private in-memory one).
+    pub fn path(&self) -> Option<&Path> {
+        let db = &self.services.db;
+        (!db.is_scratch()).then(|| db.path())
+    }
+
+    /// A new session of the embedded user.
+    pub fn session(&self) -> Result<Session> {
+        self.session_for(EMBEDDED_USER, EMBEDDED_HOST)
+    }
+
+    /// A new session for `user` connecting from `host`.
+    pub fn session_for(&self, user: &str, host: &str) -> Result<Session> {
+        self.check_open()?;
+        let _guard = self.runtime.enter();
+        Session::open(Arc::clone(&self.services), user, host)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
         }
         Ok(())
     }
 
-    pub fn database(&self) -> &Arc<Database> {
-        &self.db
+    /// Close the instance: end every session (rolling back their open
+    /// transactions), stop propagation and record its position. Later calls
+    /// fail with `Error::Closed`.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.services.sessions.kill_all();
+        self.services.propagator.shutdown();
+        self.services.db.release();
     }
 
-    pub fn propagator(&self) -> &Arc<Propagator> {
-        &self.propagator
-    }
-
-    pub fn cluster(&self) -> &Arc<Cluster> {
-        &self.cluster
-    }
-
-    pub fn session(&self) -> Result<Session> {
-        let _guard = self.runtime.enter();
-        Session::new(
-            Arc::clone(&self.cluster),
-            Arc::clone(&self.db),
-            Arc::clone(&self.propagator),
-            Arc::clone(&self.externals),
-        )
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Block the calling (non-runtime) thread on a future, unless cancelled.
@@ -151,6 +189,7 @@ impl Instance {
         what: &str,
         future: F,
     ) -> Result<T> {
+        self.check_open()?;
         self.runtime
             .block_on(cancel.run(future))
             .unwrap_or_else(|| {
@@ -170,63 +209,42 @@ impl Instance {
         self.runtime.block_on(stream.next())
     }
 
-    /// Load batches from any Arrow producer.
-    pub fn load_batches(
-        &self,
-        request: &LoadRequest,
-        schema: SchemaRef,
-        source: BatchSource<'_>,
-        cancel: &Cancel,
-        progress: &mut dyn FnMut(LoadProgress),
-    ) -> Result<TableStatus> {
-        self.cluster.load(request, schema, source, cancel, progress)
-    }
-
-    /// Load a Parquet file or folder.
-    pub fn load_parquet(
-        &self,
-        request: &LoadRequest,
-        path: &str,
-        cancel: &Cancel,
-        progress: &mut dyn FnMut(LoadProgress),
-    ) -> Result<TableStatus> {
-        let threads = self.cluster.config().shape.threads;
-        let opened = self
-            .runtime
-            .block_on(lakehouse::parquet_stream(path, threads))
-            .map_err(|e| file_error(request, e))?;
-        let (schema, mut stream) = opened;
-        let source: BatchSource<'_> = Box::new(std::iter::from_fn(move || {
-            self.next_blocking(&mut stream).map(|item| {
-                item.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-            })
-        }));
-        self.cluster.load(request, schema, source, cancel, progress)
-    }
-
-    /// Rows of a finished query gathered on the runtime.
+    /// Rows of a result gathered on the runtime (one execution).
     pub fn collect(
         &self,
-        result: &crate::sql::QueryResult,
+        result: &QueryResult,
         cancel: &Cancel,
-    ) -> Result<Vec<RecordBatch>> {
-        self.block_on(cancel, result.statement(), result.collect())
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        self.block_on(cancel, result.statement(), result.collect(cancel))
     }
-}
 
-fn file_error(request: &LoadRequest, error: LakehouseError) -> Error {
-    match error {
-        LakehouseError::Read { path, source } => StoreError::Source {
-            table: request.name.clone(),
-            source_name: path,
-            source: Box::new(source),
-        }
-        .into(),
-        other => StoreError::InvalidData {
-            table: request.name.clone(),
-            column: None,
-            reason: other.to_string(),
-        }
-        .into(),
+    /// Propagate every committed change to the cluster now.
+    pub fn sync(&self) -> Result<()> {
+        self.check_open()?;
+        self.services.propagator.flush()
+    }
+
+    /// `rpd_tables` joined with `rpd_table_id`: every table in the cluster.
+    pub fn loaded_tables(&self) -> Vec<TableRow> {
+        crate::sql::table_rows(&self.services)
+    }
+
+    pub fn tables(&self) -> Vec<TableStatus> {
+        self.services.cluster.table_status()
+    }
+
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        self.services.cluster.node_status()
+    }
+
+    /// Every session and what it runs.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.services.sessions.list()
+    }
+
+    /// The change log's consumers and how far each has applied it.
+    pub fn log_consumers(&self) -> Result<Vec<ConsumerPosition>> {
+        let reader = crate::rowstore::log::LogReader::open(&self.services.db)?;
+        Ok(reader.consumers()?)
     }
 }

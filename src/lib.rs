@@ -7,24 +7,27 @@
 //! Modules in data-flow order; each depends only on those above it:
 //!
 //! ```text
-//!  error, config, cancel   errors per layer, typed options, Ctrl-C
-//!  catalog                 databases, table names and definitions (never data)
-//!  store                   columnar partitions ▸ chunks ▸ zone maps, memory per node
-//!  exec                    DataFusion table provider and scan over store snapshots
-//!  rowstore                the DB system: SQLite tables, MySQL types, change capture
-//!  exec                    (also) the row-store scan for queries not offloaded
-//!  cluster                 nodes, placement, loading, the registry of loaded tables
+//!  error, config, cancel   errors per layer (MySQL numbers), typed options, cancellation
+//!  catalog                 the one namespace: tables, cluster tables, external tables, views
+//!  store                   columnar partitions ▸ chunks ▸ zone maps, memory per node, builders
+//!  exec                    DataFusion providers and scans over store snapshots and row scanners
+//!  rowstore                the DB system: SQLite tables, persisted catalog, change log, consumers
+//!  cluster                 nodes, placement, the registry of loaded snapshots
+//!  lakehouse               reading files: Parquet, CSV, JSON, Avro, Delta, object stores
+//!  load                    the one loading path: any batch stream ▸ chunks, by key/round-robin/file
 //!  changes                 the propagator: change log → cluster, table load status
-//!  lakehouse               reading files (Parquet now; Delta and object stores next)
-//!  sql                     statements, planning, results in logical types
-//!  instance                runtimes + cluster: the blocking API the bindings call
-//!  python                  PyO3 bindings only (feature "python")
+//!  sql                     sessions, name resolution and routing, statements, results
+//!  instance                the front door: opens an instance, hands out sessions
+//!  python                  PyO3 bindings only (feature "python"), through `instance`
 //! ```
 //!
-//! A query's path: `sql::Session::sql` parses and plans with DataFusion against
-//! `sql::schema`'s catalog, whose tables are `exec::ClusterTableProvider`s over
-//! immutable `store::ColumnarTable` snapshots; the scan prunes chunks by their
-//! zone maps and streams one execution partition per store partition.
+//! A query's path: `sql::Session::sql` parses a statement, resolves every
+//! name it reads in the `catalog` once (`sql::resolve`), which decides the
+//! engine and takes the snapshots it will read; DataFusion plans against
+//! exactly those, as `exec::ClusterTableProvider`s over immutable
+//! `store::ColumnarTable` snapshots (chunks pruned by zone maps, one execution
+//! partition per store partition) or `exec::RowsTableProvider`s over the
+//! session's row-store connection.
 
 pub mod cancel;
 pub mod catalog;
@@ -35,6 +38,7 @@ pub mod error;
 pub mod exec;
 pub mod instance;
 pub mod lakehouse;
+pub mod load;
 pub mod rowstore;
 pub mod sql;
 pub mod store;

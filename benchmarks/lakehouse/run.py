@@ -93,7 +93,7 @@ def main() -> None:
                 runs.append(time.perf_counter() - started)
                 db.sql("ALTER TABLE li SECONDARY_UNLOAD")
             record("lakewave", source, parquet_mb if source == "parquet" else delta_mb, runs)
-            del db
+            db.close()
         for source, glob in [("parquet", str(lineitem)), ("delta", f"{delta_path}/*.parquet")]:
             runs = []
             for _ in range(args.runs):
@@ -132,7 +132,7 @@ def main() -> None:
                 queries.setdefault(f"q{n}", {})[phase] = best(runs)
             print(f"TPC-H {phase}: {sum(q[phase] for q in queries.values()):.2f} s", flush=True)
         out["tpch"] = queries
-        del db
+        db.close()
 
         # Refresh after a 1% change versus a full reload, for a Delta table
         # (a 1% append commit) and a Parquet folder (a 1% file added).
@@ -176,7 +176,7 @@ def main() -> None:
                 f"({best(full) / best(refresh):.0f}x), refresh with no change {best(unchanged):.3f} s",
                 flush=True,
             )
-            del db
+            db.close()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"lakehouse-sf{args.scale:g}"

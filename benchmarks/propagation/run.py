@@ -104,10 +104,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         off_db = setup(Path(tmp) / "off.db", load=False)
         out["writer_off"] = write_for(off_db, args.seconds, [])
-        del off_db
+        off_db.close()
 
         on_db = setup(Path(tmp) / "on.db", load=True)
-        poller = on_db._inner.duplicate()
+        poller = on_db._inner.new_session()
         marks: list[tuple[int, float]] = []
         seen: dict[int, float] = {}
         stop = threading.Event()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -101,10 +101,11 @@ class Connection:
     (16.75,)
     """
 
-    __slots__ = ("_inner",)
+    __slots__ = ("_cursors", "_inner", "__weakref__")
 
     def __init__(self, inner: _internal.Connection) -> None:
         self._inner = inner
+        self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> Result:
         """Run one or more SQL statements; return the last one's result.
@@ -138,13 +139,17 @@ class Connection:
         primary_key: str | Sequence[str] | None = None,
         partition_by: str | Sequence[str] | None = None,
         replace: bool = False,
+        format: str | None = None,
+        storage_options: Mapping[str, str] | None = None,
         progress: bool | None = None,
     ) -> TableInfo:
-        """Load a table into the cluster.
+        """Load a table straight into the cluster (a read-only SNAPSHOT table).
 
         Args:
             name: ``table`` or ``database.table``.
-            source: A Parquet file or a folder of them (a path), or any Arrow
+            source: Files, as a path or URL (a file, a folder, a glob;
+                ``s3://``, ``gs://``, ``az://``, ``oci://``, ``http(s)://``),
+                read by the same readers as external tables; or any Arrow
                 producer: a pyarrow Table or RecordBatchReader, a polars
                 DataFrame, a pandas DataFrame (through pyarrow), anything with
                 ``__arrow_c_stream__`` or ``__arrow_c_array__``.
@@ -152,26 +157,30 @@ class Connection:
                 one, rows are spread round-robin.
             partition_by: Data placement keys that override the primary key for
                 partitioning (e.g. the join key).
-            replace: Replace an existing table. If the load fails, the old table
-                stays as it was.
-            progress: Show a progress bar (default: when interactive and tqdm is
-                installed, unless ``LAKEWAVE_PROGRESS=0``).
+            replace: Replace an existing table loaded straight into the
+                cluster. If the load fails, the old table stays as it was.
+            format: For files: ``"parquet"``, ``"csv"``, ``"json"``,
+                ``"avro"`` or ``"delta"`` (default: from the file name; a
+                folder is Parquet, or Delta when it has a ``_delta_log``).
+            storage_options: For object stores, as for external tables.
+            progress: Show a progress bar for Arrow sources (default: when
+                interactive and tqdm is installed, unless ``LAKEWAVE_PROGRESS=0``).
 
         The load is atomic: on any error (bad data, out of memory, Ctrl-C)
-        nothing becomes visible and all memory is given back.
+        nothing becomes visible and all memory is given back. A name already
+        taken by a table, view or external table is refused.
         """
         keys = _names(primary_key, "primary_key")
         placement = _names(partition_by, "partition_by")
+        if isinstance(source, (str, os.PathLike)):
+            location = os.fspath(source)
+            return self._inner.load_files(
+                name, location, format, keys, placement, replace, _string_map(storage_options, "storage_options")
+            )
+        if format is not None or storage_options is not None:
+            raise InterfaceError("format and storage_options apply to files, not to Arrow data")
         report, close = reporter(name, progress)
         try:
-            if isinstance(source, (str, os.PathLike)):
-                path = os.fspath(source)
-                if os.path.isfile(path) and not path.endswith(".parquet"):
-                    raise InterfaceError(
-                        f"cannot load '{path}': lakewave loads Parquet files and folders, "
-                        "or any Arrow producer"
-                    )
-                return self._inner.load_parquet(name, path, keys, placement, replace, report)
             data, described = _arrow_source(source)
             return self._inner.load_arrow(name, data, keys, placement, replace, described, report)
         finally:
@@ -246,33 +255,23 @@ class Connection:
         (2,)
         """
 
-        def quote(text: object) -> str:
-            return "'" + str(text).replace("'", "''") + "'"
-
         locations = [location] if isinstance(location, (str, os.PathLike)) else list(location)
         if not locations:
             raise InterfaceError("location names no file or folder")
-        column_list = ""
-        if columns:
-            column_list = " (" + ", ".join(f'"{c}" {t}' for c, t in columns.items()) + ")"
-        settings = []
+        settings: list[tuple[str, str]] = []
         for key, value in (options or {}).items():
             if isinstance(value, bool):
                 value = "ON" if value else "OFF"
-            settings.append(f"{key.upper()} {quote(value)}")
-        files = ", ".join(f"URI {quote(os.fspath(p))}" for p in locations)
-        exists = "IF NOT EXISTS " if if_not_exists else ""
-        storage = ""
-        if storage_options:
-            pairs = ", ".join(f"{quote(k)} {quote(v)}" for k, v in storage_options.items())
-            storage = f" STORAGE_OPTIONS = ({pairs})"
-        interval = ""
-        if refresh_interval is not None:
-            interval = f" REFRESH_INTERVAL = {quote(f'{float(refresh_interval)}s')}"
-        self.sql(
-            f"CREATE EXTERNAL TABLE {exists}{name}{column_list} "
-            f"FILE_FORMAT = (FORMAT {format} {' '.join(settings)}) FILES = ({files})"
-            f"{storage}{interval}"
+            settings.append((str(key), str(value)))
+        self._inner.create_external_table(
+            name,
+            format,
+            settings,
+            [os.fspath(p) for p in locations],
+            None if columns is None else [(str(c), str(t)) for c, t in columns.items()],
+            _string_map(storage_options, "storage_options"),
+            None if refresh_interval is None else float(refresh_interval),
+            if_not_exists,
         )
 
     def refresh(self, *tables: str) -> dict[str, str]:
@@ -300,23 +299,7 @@ class Connection:
         """
         if not tables:
             raise InterfaceError("refresh() needs at least one table name")
-        by_database: dict[str, list[str]] = {}
-        for table in tables:
-            database, _, name = table.rpartition(".")
-            by_database.setdefault(database or self._inner.current_database(), []).append(name)
-        request = json.dumps(
-            [
-                {"db_name": db, "tables": [{"table_name": t} for t in names]}
-                for db, names in by_database.items()
-            ]
-        )
-        rows = self.sql(
-            "CALL sys.HEATWAVE_LOAD(CAST("
-            + "'"
-            + request.replace("'", "''")
-            + "' AS JSON), JSON_OBJECT('refresh_external_tables', TRUE))"
-        ).fetchall()
-        return {str(table): str(status) for table, status in rows}
+        return dict(self._inner.refresh([str(t) for t in tables]))
 
     def loaded_tables(self) -> list[LoadedTable]:
         """Every table in the cluster with its HeatWave status: POOL_TYPE
@@ -330,7 +313,7 @@ class Connection:
         """Reload a row-store table into the cluster from its current rows
         (what ``SECONDARY_UNLOAD`` + ``SECONDARY_LOAD`` do), e.g. after it
         became stale."""
-        self.sql(f"ALTER TABLE {table} SECONDARY_UNLOAD; ALTER TABLE {table} SECONDARY_LOAD")
+        self._inner.reload(table)
 
     def sync(self) -> None:
         """Propagate every committed change to the cluster now (queries that
@@ -365,25 +348,51 @@ class Connection:
         """The cluster's shape: nodes, memory per node, partitions, threads."""
         return dict(self._inner.shape())
 
+    @property
+    def session_id(self) -> int:
+        """This connection's session id (``CONNECTION_ID()``, ``SHOW PROCESSLIST``)."""
+        return int(self._inner.session_id())
+
+    def processes(self) -> list[dict[str, Any]]:
+        """Every session of the instance and what it is running, as
+        ``SHOW PROCESSLIST`` shows them."""
+        return list(self._inner.processes())
+
     def cursor(self) -> Cursor:
-        """A DB-API 2.0 cursor on this connection."""
+        """A DB-API 2.0 cursor with a session of its own on this connection's
+        instance (its own settings and transaction), as DuckDB's cursors are.
+        It is closed with the connection."""
         from lakewave.cursor import Cursor
 
-        return Cursor(self)
+        cursor = Cursor(self, self._inner.new_session())
+        self._cursors.add(cursor)
+        return cursor
 
     def commit(self) -> None:
-        """DB-API: commit the transaction opened with ``BEGIN`` (if any);
-        outside one, every statement commits as it runs (autocommit)."""
+        """DB-API: commit the open transaction (if any); outside one, every
+        statement commits as it runs (autocommit)."""
         if self.in_transaction:
             self.sql("COMMIT")
 
     def rollback(self) -> None:
-        """DB-API: roll back the transaction opened with ``BEGIN`` (if any)."""
+        """DB-API: roll back the open transaction (if any)."""
         if self.in_transaction:
             self.sql("ROLLBACK")
 
     def close(self) -> None:
-        """DB-API: the instance is freed when its last connection is garbage collected."""
+        """End this connection's session and its cursors' sessions (their open
+        transactions are rolled back). The connection made by
+        :func:`connect` also closes the instance: propagation stops and the
+        database file can be opened again. Later calls raise
+        :class:`InterfaceError`."""
+        for cursor in list(self._cursors):
+            cursor.close()
+        self._inner.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the session was killed)."""
+        return bool(self._inner.closed)
 
     def __enter__(self) -> Connection:
         return self
@@ -418,3 +427,11 @@ def _arrow_source(source: Any) -> tuple[Any, str]:
         f"cannot load {described}: expected a Parquet path or an Arrow producer "
         "(an object with __arrow_c_stream__ or __arrow_c_array__)"
     )
+
+
+def _string_map(values: Mapping[str, object] | None, what: str) -> dict[str, str]:
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise InterfaceError(f"{what} must be a mapping of option names to values")
+    return {str(k): str(v) for k, v in values.items()}

@@ -1,4 +1,6 @@
-"""A DB-API 2.0 (PEP 249) cursor over a :class:`lakewave.Connection`.
+"""A DB-API 2.0 (PEP 249) cursor. Each cursor has a session of its own on its
+connection's instance (its own ``use_secondary_engine``, variables, current
+database and transaction), as DuckDB's cursors do.
 
 >>> import lakewave as lw
 >>> cur = lw.connect().cursor()
@@ -18,8 +20,8 @@ from lakewave.exceptions import InterfaceError, ProgrammingError
 if TYPE_CHECKING:
     import pyarrow
 
+    from lakewave import _internal
     from lakewave.connection import Connection
-    from lakewave.result import Result
 
 apilevel = "2.0"
 threadsafety = 1
@@ -28,70 +30,77 @@ paramstyle = "numeric"
 
 
 class Cursor:
-    """Runs statements and fetches their rows as tuples."""
+    """Runs statements on its own session and fetches their rows, streaming
+    them from one execution."""
 
     arraysize: int = 1
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, session: _internal.Connection) -> None:
         self._connection = connection
-        self._result: Result | None = None
-        self._rows: list[tuple[Any, ...]] = []
-        self._position = 0
+        self._session = session
+        self._execution: _internal.Execution | None = None
         self._closed = False
         self.description: list[tuple[str, str, None, None, None, None, None]] | None = None
+        #: Rows the last INSERT/UPDATE/DELETE/REPLACE changed; -1 for queries
+        #: (their rows are streamed, not counted first) and before any statement.
         self.rowcount = -1
 
     @property
     def connection(self) -> Connection:
         return self._connection
 
+    @property
+    def session_id(self) -> int:
+        """This cursor's session id (``CONNECTION_ID()``)."""
+        return int(self._session.session_id())
+
     def execute(self, operation: str, parameters: Sequence[Any] | None = None) -> Cursor:
-        """Run a statement; its rows are then available to the fetch methods."""
+        """Run a statement; its rows are then fetched from one execution."""
         self._check_open()
-        result = self._connection.sql(operation, parameters)
-        self._result = result
-        self._rows = result.fetchall()
-        self._position = 0
-        self.rowcount = len(self._rows)
-        types = _type_names(result)
+        self._end_execution()
+        result = self._session.sql(operation, list(parameters) if parameters is not None else None)
+        self._execution = result.execute()
+        affected = result.rows_affected
+        self.rowcount = -1 if affected is None else int(affected)
         self.description = [
             (name, kind, None, None, None, None, None)
-            for name, kind in zip(result.columns, types, strict=True)
+            for name, kind in zip(result.columns(), result.column_types(), strict=True)
         ]
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
-        """Run a statement once per parameter sequence."""
+        """Run a statement once per parameter sequence; ``rowcount`` is the
+        total of the rows changed."""
+        total = 0
         for parameters in seq_of_parameters:
             self.execute(operation, parameters)
+            total += max(self.rowcount, 0)
+        self.rowcount = total
         return self
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        self._check_result()
-        if self._position >= len(self._rows):
-            return None
-        row = self._rows[self._position]
-        self._position += 1
-        return row
+        rows = self._fetching().fetch(1)
+        return rows[0] if rows else None
 
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
-        self._check_result()
         size = self.arraysize if size is None else size
-        rows = self._rows[self._position : self._position + size]
-        self._position += len(rows)
-        return rows
+        if size < 0:
+            raise ProgrammingError("fetchmany size must not be negative")
+        return list(self._fetching().fetch(size))
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        self._check_result()
-        rows = self._rows[self._position :]
-        self._position = len(self._rows)
-        return rows
+        return list(self._fetching().fetch())
+
+    def fetch_record_batch(self) -> pyarrow.RecordBatchReader:
+        """The rows not fetched yet, streamed from the same execution."""
+        import pyarrow as pa
+
+        return pa.RecordBatchReader.from_stream(self._fetching().reader())
 
     def fetch_arrow_table(self) -> pyarrow.Table:
-        """The last statement's result as a pyarrow Table (runs it again)."""
-        self._check_result()
-        assert self._result is not None
-        return self._result.arrow()
+        """The rows not fetched yet as a pyarrow Table (from the same
+        execution: the statement does not run again)."""
+        return self.fetch_record_batch().read_all()
 
     def setinputsizes(self, sizes: object) -> None:
         """DB-API: accepted and ignored."""
@@ -100,9 +109,16 @@ class Cursor:
         """DB-API: accepted and ignored."""
 
     def close(self) -> None:
+        """End the cursor's session; its open transaction is rolled back."""
+        if self._closed:
+            return
+        self._end_execution()
         self._closed = True
-        self._rows = []
-        self._result = None
+        self._session.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or bool(self._session.closed)
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         while (row := self.fetchone()) is not None:
@@ -114,15 +130,17 @@ class Cursor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _end_execution(self) -> None:
+        if self._execution is not None:
+            self._execution.close()
+            self._execution = None
+
     def _check_open(self) -> None:
-        if self._closed:
+        if self.closed:
             raise InterfaceError("the cursor is closed")
 
-    def _check_result(self) -> None:
+    def _fetching(self) -> _internal.Execution:
         self._check_open()
-        if self._result is None:
+        if self._execution is None:
             raise ProgrammingError("no statement has been executed on this cursor")
-
-
-def _type_names(result: Result) -> list[str]:
-    return [str(t) for t in result._inner.column_types()]
+        return self._execution

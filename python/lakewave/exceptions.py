@@ -2,14 +2,18 @@
 
 Every error lakewave raises is a subclass of :class:`Error`; its message names
 the statement, table, column, file or option at fault and carries the chain of
-causes::
+causes (``caused by:`` lines), and it has the MySQL error number and SQLSTATE a
+MySQL server would send, as ``errno`` and ``sqlstate`` (1146/42S02 for a table
+that does not exist, 1062/23000 for a duplicate key, 1317/70100 for an
+interrupted query, ...)::
 
     Error
     ├── InterfaceError            bad arguments or options
     └── DatabaseError
         ├── DataError             input data that cannot be stored or converted
         ├── OperationalError      I/O, files, resources
-        │   └── OutOfMemoryError  the cluster has no room for a load
+        │   ├── OutOfMemoryError  the cluster has no room for a load
+        │   └── QueryInterruptedError  KILL QUERY stopped the statement
         ├── IntegrityError        a violated constraint
         ├── InternalError         a bug in lakewave
         ├── ProgrammingError      SQL or API misuse
@@ -36,6 +40,7 @@ from lakewave._internal import (
     NotSupportedError,
     OperationalError,
     OutOfMemoryError,
+    QueryInterruptedError,
     ProgrammingError,
     SqlSyntaxError,
     TableExistsError,
@@ -55,6 +60,7 @@ __all__ = [
     "NotSupportedError",
     "OperationalError",
     "OutOfMemoryError",
+    "QueryInterruptedError",
     "ProgrammingError",
     "SqlSyntaxError",
     "TableExistsError",

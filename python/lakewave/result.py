@@ -17,29 +17,41 @@ class Result:
     """The result of :meth:`lakewave.Connection.sql`.
 
     A query is planned when ``sql()`` returns (so syntax and name errors surface
-    there) and runs each time its rows are read. It implements the Arrow PyCapsule
-    stream interface, so pyarrow, polars, pandas (through pyarrow), DuckDB and
-    any other Arrow consumer read it directly, batch by batch, without a copy::
+    there, and the tables it reads are fixed: the same snapshots however often it
+    is read). ``fetchone``/``fetchmany``/``fetchall`` advance over one execution,
+    started by the first fetch. The whole-result methods (``arrow()``,
+    ``to_pandas()``, ``pl()``, and the Arrow PyCapsule stream interface that
+    pyarrow, polars, DuckDB and any other Arrow consumer read directly, batch by
+    batch, without a copy) each run the query once more, from the start::
 
         >>> import lakewave as lw
         >>> db = lw.connect()
         >>> res = db.sql("SELECT 1 AS one")
         >>> res.fetchall()
         [(1,)]
+        >>> res.fetchall()
+        []
         >>> import pyarrow as pa
         >>> pa.table(res).column("one").to_pylist()
         [1]
     """
 
-    __slots__ = ("_inner",)
+    __slots__ = ("_execution", "_inner")
 
     def __init__(self, inner: _internal.QueryResult) -> None:
         self._inner = inner
+        self._execution: _internal.Execution | None = None
 
     @property
     def statement(self) -> str:
         """The SQL statement this result belongs to."""
         return self._inner.statement
+
+    @property
+    def rows_affected(self) -> int | None:
+        """Rows an INSERT, UPDATE, DELETE or REPLACE changed; ``None`` for
+        queries and DDL."""
+        return self._inner.rows_affected
 
     @property
     def columns(self) -> list[str]:
@@ -84,17 +96,24 @@ class Result:
 
         return polars.DataFrame(self)
 
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        """Run the query and return every row as a tuple of Python values."""
-        return list(self._inner.rows())
+    def _fetching(self) -> _internal.Execution:
+        if self._execution is None:
+            self._execution = self._inner.execute()
+        return self._execution
 
-    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        """Run the query and return its first ``size`` rows."""
-        return list(self._inner.rows(size))
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """The rows not fetched yet, as tuples of Python values."""
+        return list(self._fetching().fetch())
+
+    def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
+        """The next ``size`` rows (fewer at the end)."""
+        if size < 0:
+            raise ValueError("size must not be negative")
+        return list(self._fetching().fetch(size))
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        """Run the query and return its first row, or ``None``."""
-        rows = self._inner.rows(1)
+        """The next row, or ``None`` when every row was fetched."""
+        rows = self._fetching().fetch(1)
         return rows[0] if rows else None
 
     def show(self, limit: int = 20) -> None:

@@ -2,18 +2,25 @@
 //! equal to the row store, in small atomic batches, without ever making a
 //! writer wait.
 //!
-//! The propagator owns the set of loaded tables and their state (SCN, load
-//! status, why a table is stale). A background thread wakes every `interval`,
-//! when writers report `max_pending_bytes` of changes, or when a query asks for
-//! read-your-writes; each wake-up is one *cycle*: in one SQLite read snapshot it
-//! reads the change log past the last applied sequence number and the current
-//! rows of the keys it names, then applies them to the cluster table by table.
-//! Because rows are read by key at the snapshot, a cycle is idempotent and
-//! lands the cluster exactly on a committed state of the row store: a query
-//! sees whole transactions only. A cycle and a full load never overlap.
+//! The propagator owns the run-time state of loaded row-store tables (SCN,
+//! load status, why a table is stale). A background thread wakes every
+//! `interval`, when writers report `max_pending_bytes` of changes, or when a
+//! query asks for read-your-writes; each wake-up is one *cycle*: in one read
+//! snapshot of the file it reads the change log past the last applied
+//! sequence number and the current rows of the keys it names, then applies
+//! them to the cluster table by table. Because rows are read by key at the
+//! snapshot, a cycle is idempotent and lands the cluster exactly on a
+//! committed state of the row store: a query sees whole transactions only. A
+//! cycle and a full load never overlap.
 //!
-//! This module reads SQLite only through `rowstore` and writes the cluster only
-//! through `cluster`; it parses no SQL and knows nothing of Python.
+//! The propagator is one consumer of the change log: it records its applied
+//! position in the file, and the log is pruned only below every consumer's
+//! position. A failing cycle is retried at the next wake-up and shows in
+//! `global_status` until one succeeds.
+//!
+//! This module reads the file only through `rowstore::log`, builds tables
+//! only through `load`, and learns definitions only from the catalog; it
+//! parses no SQL and knows nothing of Python.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,15 +29,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arrow::array::RecordBatch;
 use parking_lot::{Condvar, Mutex};
-use rusqlite::Connection;
 
 use crate::cancel::Cancel;
-use crate::catalog::TableName;
-use crate::cluster::{Cluster, LoadRequest};
+use crate::catalog::{Catalog, Entry, RowTable, TableName};
+use crate::cluster::Cluster;
 use crate::config::PropagationConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::rowstore::{self, Database, RowStoreError, RowTable};
+use crate::load::{LoadSpec, Loader, Piece, Placement};
+use crate::rowstore::log::LogReader;
+use crate::rowstore::{Database, RowStoreError};
 use crate::store::ChangeSet;
+
+/// The propagator's name among the change log's consumers.
+pub const CONSUMER: &str = "propagator";
 
 /// Where a loaded row-store table stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,23 +84,28 @@ pub struct PropagationStats {
     pub changed_keys: u64,
     pub applied_seq: i64,
     pub last_cycle: Duration,
+    /// Cycles that failed in a row, and why the last one did.
+    pub failing_cycles: u64,
+    pub last_error: Option<String>,
 }
 
 struct State {
     tables: BTreeMap<TableName, LoadedTable>,
     applied_seq: i64,
     last_pruned: i64,
+    last_prune_at: Instant,
     stats: PropagationStats,
     last_reload_attempt: Option<Instant>,
 }
 
 pub struct Propagator {
-    db: Arc<Database>,
+    catalog: Arc<Catalog>,
     cluster: Arc<Cluster>,
     config: PropagationConfig,
+    read_only: bool,
     state: Mutex<State>,
     /// Held by a cycle or a full load, with the connection they read through.
-    work: Mutex<Connection>,
+    work: Mutex<LogReader>,
     wake: Condvar,
     wake_flag: Mutex<bool>,
     pending_bytes: AtomicU64,
@@ -102,32 +118,39 @@ pub struct Propagator {
 /// current rows of those keys.
 type TableChanges = (Arc<RowTable>, RecordBatch, Vec<RecordBatch>);
 
-/// Prune the log after this many applied changes (or once a second).
+/// Prune the log after this many applied changes, or this often.
 const PRUNE_EVERY: i64 = 50_000;
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 /// Retry an out-of-memory reload at most this often.
 const RELOAD_RETRY: Duration = Duration::from_secs(1);
+/// Rows per batch read from the row store.
+const READ_ROWS: usize = 65_536;
 
 impl Propagator {
     /// Bring every table marked loaded back into the cluster (from the row
     /// store's current state) and start the background thread.
     pub fn start(
         db: Arc<Database>,
+        catalog: Arc<Catalog>,
         cluster: Arc<Cluster>,
         config: PropagationConfig,
     ) -> Result<Arc<Propagator>> {
-        let conn = db.connect()?;
+        let reader = LogReader::open(&db)?;
+        let seq = reader.last_seq()?;
         let propagator = Arc::new(Propagator {
-            db: Arc::clone(&db),
+            catalog: Arc::clone(&catalog),
             cluster,
             config,
+            read_only: db.is_read_only(),
             state: Mutex::new(State {
                 tables: BTreeMap::new(),
-                applied_seq: 0,
+                applied_seq: seq,
                 last_pruned: 0,
+                last_prune_at: Instant::now(),
                 stats: PropagationStats::default(),
                 last_reload_attempt: None,
             }),
-            work: Mutex::new(conn),
+            work: Mutex::new(reader),
             wake: Condvar::new(),
             wake_flag: Mutex::new(false),
             pending_bytes: AtomicU64::new(0),
@@ -135,24 +158,18 @@ impl Propagator {
             running: AtomicBool::new(false),
             thread: Mutex::new(None),
         });
-        {
-            let conn = propagator.work.lock();
-            let seq = rowstore::log::last_seq(&conn).map_err(|e| {
-                RowStoreError::sqlite(
-                    &TableName::new("", "_lw_changes"),
-                    "reading the change log",
-                    e,
-                )
-            })?;
-            propagator.state.lock().applied_seq = seq;
-        }
-        for table in db.tables().into_iter().filter(|t| t.loaded) {
+        for entry in catalog.entries() {
+            let Entry::Row(table) = entry else { continue };
+            if !table.loaded {
+                continue;
+            }
             if let Err(e) = propagator.load(&table.name, &Cancel::default()) {
                 // The table stays marked loaded; the error is its stale reason
                 // and an out-of-memory one is retried when the cluster is idle.
                 propagator.mark_stale(&table, &e);
             }
         }
+        propagator.record_position();
         let worker = Arc::clone(&propagator);
         let handle = std::thread::Builder::new()
             .name("lakewave-propagator".into())
@@ -163,15 +180,18 @@ impl Propagator {
         Ok(propagator)
     }
 
+    /// Whether changes are flowing: the thread runs and the last cycle
+    /// succeeded.
     pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::Acquire)
+        self.running.load(Ordering::Acquire) && self.state.lock().stats.failing_cycles == 0
     }
 
     pub fn config(&self) -> &PropagationConfig {
         &self.config
     }
 
-    /// Stop the background thread (the instance is closing).
+    /// Stop the background thread and record how far propagation got (the
+    /// instance is closing).
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Release);
         self.nudge();
@@ -179,6 +199,7 @@ impl Propagator {
             let _ = handle.join();
         }
         self.running.store(false, Ordering::Release);
+        self.record_position();
     }
 
     fn nudge(&self) {
@@ -213,45 +234,33 @@ impl Propagator {
 
     /// Load (or reload) a row-store table into the cluster from one snapshot
     /// and start propagating its changes from that snapshot on. The caller has
-    /// turned capture on (`rowstore::DbConnection::set_capture`).
+    /// turned capture on (`DbConnection::set_capture`). The rows stream from
+    /// the snapshot into the cluster.
     pub fn load(&self, name: &TableName, cancel: &Cancel) -> Result<LoadedTable> {
-        let conn = self.work.lock();
+        let reader = self.work.lock();
         let started = SystemTime::now();
-        let table = self
-            .db
-            .table(name)
-            .ok_or_else(|| RowStoreError::TableNotFound(name.clone()))?;
-        let sqlite_error = |e| RowStoreError::sqlite(name, "SECONDARY_LOAD", e);
-        conn.execute_batch("BEGIN").map_err(sqlite_error)?;
-        let snapshot = (|| -> Result<(i64, Vec<RecordBatch>)> {
-            let seq = rowstore::log::last_seq(&conn).map_err(sqlite_error)?;
-            let columns: Vec<usize> = (0..table.columns.len()).collect();
-            let batches = rowstore::read_rows(
-                &conn,
-                &table,
-                &columns,
-                false,
-                None,
-                self.cluster.config().batch_rows.max(65_536),
-            )?;
-            Ok((seq, batches))
-        })();
-        let _ = conn.execute_batch("COMMIT");
-        let (seq, batches) = snapshot?;
-        let request = LoadRequest {
+        let table = self.catalog.row_table(name)?;
+        let spec = LoadSpec {
             name: name.clone(),
-            primary_key: table.key_names(),
-            placement_keys: Vec::new(),
-            replace: true,
+            schema: table.schema(),
+            placement: Placement::Key(table.key_names()),
             source_name: format!("the row store table {name}"),
         };
-        self.cluster.load(
-            &request,
-            table.schema(),
-            Box::new(batches.into_iter().map(Ok)),
-            cancel,
-            &mut |_| {},
-        )?;
+        let mut progress = |_: crate::store::LoadProgress| {};
+        let mut loader = Loader::new(&self.cluster, &spec, cancel, &mut progress)?;
+        let seq = reader.snapshot(|snapshot| -> Result<i64, Error> {
+            let seq = snapshot.last_seq()?;
+            snapshot.scan_table::<Error>(&table, READ_ROWS, &mut |batch| {
+                loader.push(Piece::batch(batch))
+            })?;
+            Ok(seq)
+        })?;
+        let built = loader.finish()?;
+        // The table may have been dropped while it was read.
+        if !matches!(self.catalog.resolve(name), Some(Entry::Row(t)) if t.id == table.id) {
+            return Err(crate::catalog::CatalogError::TableNotFound(name.clone()).into());
+        }
+        self.cluster.publish(built);
         let loaded = LoadedTable {
             id: table.id,
             name: name.clone(),
@@ -270,26 +279,21 @@ impl Propagator {
     }
 
     /// Stop propagating a table and drop its cluster copy.
-    pub fn unload(&self, name: &TableName) -> Result<()> {
+    pub fn unload(&self, name: &TableName) {
         let _work = self.work.lock();
         self.state.lock().tables.remove(name);
-        match self.cluster.unload(name) {
-            Ok(()) => Ok(()),
-            Err(Error::Catalog(e)) if e.kind() == ErrorKind::TableNotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.cluster.unload(name);
     }
 
     /// The table was renamed in the row store: carry the cluster copy over.
-    pub fn rename(&self, name: &TableName, to: &TableName) -> Result<()> {
+    pub fn rename(&self, name: &TableName, to: &TableName) {
         let _work = self.work.lock();
-        self.cluster.rename(name, to)?;
+        self.cluster.rename(name, to);
         let mut state = self.state.lock();
         if let Some(mut loaded) = state.tables.remove(name) {
             loaded.name = to.clone();
             state.tables.insert(to.clone(), loaded);
         }
-        Ok(())
     }
 
     /// Mark a table stale by hand (its definition changed under it).
@@ -355,9 +359,9 @@ impl Propagator {
                 break;
             }
             last_cycle = Instant::now();
-            // A failing cycle is retried at the next wake-up.
-            let had_changes = self.cycle_counting().unwrap_or_default();
-            if !had_changes {
+            // A failing cycle is recorded by `cycle` and retried at the next
+            // wake-up.
+            if let Ok(false) = self.cycle_counting() {
                 self.retry_out_of_memory();
             }
         }
@@ -367,32 +371,43 @@ impl Propagator {
         self.cycle_counting().map(|_| ())
     }
 
-    /// One propagation cycle. Returns whether there was anything to apply.
+    /// One propagation cycle, recorded in the status whether it worked or
+    /// not. Returns whether there was anything to apply.
     fn cycle_counting(&self) -> Result<bool> {
-        let conn = self.work.lock();
+        let outcome = self.try_cycle();
+        let mut state = self.state.lock();
+        match &outcome {
+            Ok(_) => {
+                state.stats.failing_cycles = 0;
+                state.stats.last_error = None;
+            }
+            Err(e) => {
+                state.stats.failing_cycles += 1;
+                state.stats.last_error = Some(e.chain_message());
+            }
+        }
+        outcome
+    }
+
+    fn try_cycle(&self) -> Result<bool> {
+        let reader = self.work.lock();
         let begun = Instant::now();
-        let log_error = |e| {
-            RowStoreError::sqlite(
-                &TableName::new("", "_lw_changes"),
-                "reading the change log",
-                e,
-            )
-        };
         let applied = self.state.lock().applied_seq;
         // A cheap look first: most cycles find nothing.
-        let upto = rowstore::log::last_seq(&conn).map_err(log_error)?;
+        let upto = reader.last_seq()?;
         if upto <= applied {
+            drop(reader);
+            self.maybe_prune();
             return Ok(false);
         }
         self.pending_bytes.store(0, Ordering::Release);
-        conn.execute_batch("BEGIN").map_err(log_error)?;
-        let read = (|| -> Result<(i64, Vec<TableChanges>)> {
+        let (upto, work) = reader.snapshot(|snapshot| {
             // Re-read inside the snapshot: the log and the rows must agree.
-            let upto = rowstore::log::last_seq(&conn).map_err(log_error)?;
-            let ids = rowstore::log::changed_tables(&conn, applied, upto).map_err(log_error)?;
-            let mut work = Vec::new();
+            let upto = snapshot.last_seq()?;
+            let ids = snapshot.changed_tables(applied, upto)?;
+            let mut work: Vec<TableChanges> = Vec::new();
             for id in ids {
-                let Some(table) = self.db.table_by_id(id) else {
+                let Some(Entry::Row(table)) = self.catalog.by_id(id) else {
                     continue;
                 };
                 let available = self
@@ -400,13 +415,15 @@ impl Propagator {
                     .lock()
                     .tables
                     .get(&table.name)
-                    .is_some_and(|t| t.is_available());
+                    .is_some_and(|t| t.is_available() && t.id == table.id);
                 if !available {
                     continue;
                 }
-                let read =
-                    rowstore::log::changed_keys(&conn, &table, applied, upto).and_then(|keys| {
-                        rowstore::log::changed_rows(&conn, &table, applied, upto, 65_536)
+                let read = snapshot
+                    .changed_keys(&table, applied, upto)
+                    .and_then(|keys| {
+                        snapshot
+                            .changed_rows(&table, applied, upto, READ_ROWS)
                             .map(|rows| (keys, rows))
                     });
                 match read {
@@ -414,10 +431,8 @@ impl Propagator {
                     Err(e) => self.mark_stale(&table, &e.into()),
                 }
             }
-            Ok((upto, work))
-        })();
-        let _ = conn.execute_batch("COMMIT");
-        let (upto, work) = read?;
+            Ok::<_, RowStoreError>((upto, work))
+        })?;
         for (table, keys, rows) in work {
             let changes = ChangeSet {
                 keys: &keys,
@@ -437,7 +452,7 @@ impl Propagator {
                 Err(e) => self.mark_stale(&table, &e),
             }
         }
-        let prune = {
+        {
             let mut state = self.state.lock();
             state.applied_seq = upto;
             state.stats.cycles += 1;
@@ -448,18 +463,41 @@ impl Propagator {
                     loaded.scn = upto;
                 }
             }
-            upto - state.last_pruned >= PRUNE_EVERY
-        };
-        if prune {
-            // Best effort and never waiting: a busy writer simply keeps the
-            // log a little longer.
-            let _ = conn.busy_timeout(Duration::from_millis(0));
-            if rowstore::log::prune(&conn, upto).is_ok() {
-                self.state.lock().last_pruned = upto;
-            }
-            let _ = conn.busy_timeout(Duration::from_secs(10));
         }
+        drop(reader);
+        self.maybe_prune();
         Ok(true)
+    }
+
+    /// Record the applied position and prune what every consumer has
+    /// applied, every `PRUNE_EVERY` changes or `PRUNE_INTERVAL`. Best effort
+    /// and never waiting: a busy writer simply keeps the log a little longer.
+    fn maybe_prune(&self) {
+        let due = {
+            let state = self.state.lock();
+            state.applied_seq > state.last_pruned
+                && (state.applied_seq - state.last_pruned >= PRUNE_EVERY
+                    || state.last_prune_at.elapsed() >= PRUNE_INTERVAL)
+        };
+        if !due || self.read_only {
+            return;
+        }
+        let applied = self.record_position();
+        let reader = self.work.lock();
+        if let Ok(Some(_)) = reader.prune() {
+            let mut state = self.state.lock();
+            state.last_pruned = applied;
+            state.last_prune_at = Instant::now();
+        }
+    }
+
+    /// Write the applied position to the file; returns it.
+    fn record_position(&self) -> i64 {
+        let applied = self.state.lock().applied_seq;
+        if !self.read_only {
+            let _ = self.work.lock().set_position(CONSUMER, applied);
+        }
+        applied
     }
 
     /// A table made stale by running out of memory is reloaded once the
@@ -494,9 +532,9 @@ impl Propagator {
         };
         for name in candidates {
             // Free the stale copy first: it is what filled the memory.
-            let _ = self.cluster.unload(&name);
+            self.cluster.unload(&name);
             if let Err(e) = self.load(&name, &Cancel::default())
-                && let Some(table) = self.db.table(&name)
+                && let Ok(table) = self.catalog.row_table(&name)
             {
                 self.mark_stale(&table, &e);
             }

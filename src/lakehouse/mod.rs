@@ -1,45 +1,59 @@
-//! Reading data that lives in files: Parquet files and folders for
-//! `Connection.load` (DataFusion's Parquet reader, parallel over files and row
-//! groups), and external tables ([`external`]) over Parquet, CSV, JSON, Avro
-//! and Delta, on local disks and object stores ([`stores`]). An external table
-//! knows its data files and can read any one of them alone, which is what an
-//! incremental refresh needs. This module only reads: it never writes data, and
-//! it knows nothing of the cluster or of SQL statements.
+//! Reading data that lives in files: Parquet, CSV, JSON, Avro and Delta, on
+//! local disks and object stores ([`stores`]). An external table's definition
+//! (in the catalog) is opened here into an [`ExternalTable`]: a provider that
+//! reads it in place, and the list of its data files, any one of which can be
+//! read alone ([`files`]), which is what loading by file and an incremental
+//! refresh need. [`ExternalTables`] keeps, per instance, what is opened and
+//! what each loaded copy was built from.
+//!
+//! This module only reads: it never writes data, decides no names (the
+//! catalog does) and knows nothing of the cluster or of SQL statements.
 
+mod delta;
 pub mod external;
+pub mod files;
+mod state;
 pub mod stores;
 
 use std::path::Path;
 
-use arrow::datatypes::SchemaRef;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use thiserror::Error;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, MySqlCode, codes};
+
+pub use external::{ExternalTable, open_external};
+pub use files::{DataFile, file_changes};
+pub use state::{ExternalTables, LoadedFiles};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Error)]
 pub enum LakehouseError {
-    #[error("no such file or folder: '{path}'")]
-    NotFound { path: String },
-    #[error("'{path}' holds no Parquet files")]
-    Empty { path: String },
-    #[error("'{path}' is not a valid Parquet file: {reason}")]
-    Corrupt { path: String, reason: String },
     #[error("external table '{table}': cannot use location '{location}': {reason}")]
     Location {
         table: String,
         location: String,
         reason: String,
+        #[source]
+        source: Option<BoxError>,
     },
     #[error("external table '{table}': {reason}")]
-    Definition { table: String, reason: String },
-    #[error("external table '{table}': cannot read the Delta table at '{location}': {reason}")]
+    Definition {
+        table: String,
+        reason: String,
+        code: MySqlCode,
+    },
+    #[error("external table '{table}': cannot read the Delta table at '{location}'{detail}")]
     Delta {
         table: String,
         location: String,
-        reason: String,
+        /// More about what was tried, when there is more.
+        detail: String,
+        #[source]
+        source: BoxError,
     },
+    #[error("'{path}' is not a valid Parquet file: {reason}")]
+    Corrupt { path: String, reason: String },
     #[error("cannot read '{path}'")]
     Read {
         path: String,
@@ -51,84 +65,29 @@ pub enum LakehouseError {
 impl LakehouseError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LakehouseError::NotFound { .. }
-            | LakehouseError::Empty { .. }
-            | LakehouseError::Location { .. } => ErrorKind::Operational,
+            LakehouseError::Location { .. } => ErrorKind::Operational,
             LakehouseError::Definition { .. } => ErrorKind::Programming,
             LakehouseError::Read { .. }
             | LakehouseError::Corrupt { .. }
             | LakehouseError::Delta { .. } => ErrorKind::Data,
         }
     }
-}
 
-/// Open a Parquet file, or every `*.parquet` file below a folder (Hive-style
-/// `key=value` folders are read as ordinary folders), as one stream. Must run
-/// inside a tokio runtime.
-pub async fn parquet_stream(
-    path: &str,
-    threads: usize,
-) -> Result<(SchemaRef, SendableRecordBatchStream), LakehouseError> {
-    let local = Path::new(path);
-    if !local.exists() {
-        return Err(LakehouseError::NotFound {
-            path: path.to_string(),
-        });
-    }
-    let read_error = |source| LakehouseError::Read {
-        path: path.to_string(),
-        source,
-    };
-    let mut config = SessionConfig::new().with_target_partitions(threads.max(1));
-    // The store holds plain Utf8; reading views would only be cast back.
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config(config);
-    let mut options = ParquetReadOptions::default();
-    let files = if local.is_dir() {
-        options.file_extension = ".parquet";
-        let mut files = Vec::new();
-        collect_parquet_files(local, &mut files);
-        if files.is_empty() {
-            return Err(LakehouseError::Empty {
-                path: path.to_string(),
-            });
-        }
-        files
-    } else {
-        options.file_extension = "";
-        vec![local.to_path_buf()]
-    };
-    for file in &files {
-        check_footer(file)?;
-    }
-    let frame = ctx.read_parquet(path, options).await.map_err(read_error)?;
-    let schema = SchemaRef::new(frame.schema().as_arrow().clone());
-    let stream = frame.execute_stream().await.map_err(read_error)?;
-    Ok((schema, stream))
-}
-
-fn collect_parquet_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_parquet_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
+    pub fn code(&self) -> MySqlCode {
+        match self {
+            LakehouseError::Location { .. } => codes::FILE_NOT_FOUND,
+            LakehouseError::Definition { code, .. } => *code,
+            LakehouseError::Read { .. }
+            | LakehouseError::Corrupt { .. }
+            | LakehouseError::Delta { .. } => codes::GET_ERRNO,
         }
     }
 }
 
-/// Check the Parquet frame before the reader sees the file: `PAR1` at both
-/// ends and a footer length that fits inside the file. The parquet crate
-/// panics on some corrupt footers instead of returning an error.
-fn check_footer(file: &Path) -> Result<(), LakehouseError> {
+/// Check the Parquet frame of a local file before the reader sees it: `PAR1`
+/// at both ends and a footer length that fits inside the file. The parquet
+/// crate panics on some corrupt footers instead of returning an error.
+pub fn check_footer(file: &Path) -> Result<(), LakehouseError> {
     use std::io::{Read, Seek, SeekFrom};
     let corrupt = |reason: String| LakehouseError::Corrupt {
         path: file.display().to_string(),

@@ -23,6 +23,39 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
 use url::Url;
 
+/// Why a location cannot be used: what is wrong, and the store's own error
+/// when it has one.
+#[derive(Debug)]
+pub struct LocationProblem {
+    pub reason: String,
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl LocationProblem {
+    pub fn because(reason: impl Into<String>) -> Self {
+        LocationProblem {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub fn caused(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        LocationProblem {
+            reason: reason.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl From<String> for LocationProblem {
+    fn from(reason: String) -> Self {
+        LocationProblem::because(reason)
+    }
+}
+
 /// A store, and the URL of the store's root (what DataFusion registers it
 /// under) and of the location within it (OCI locations are rewritten to the
 /// S3 bucket).
@@ -61,7 +94,7 @@ pub fn redact(location: &str) -> String {
 pub fn open_store(
     location: &Url,
     options: &BTreeMap<String, String>,
-) -> Result<OpenedStore, String> {
+) -> Result<OpenedStore, LocationProblem> {
     // An empty value stands for "not given" (a secret left out of the
     // persisted definition comes from the environment instead).
     let options: BTreeMap<String, String> = options
@@ -83,7 +116,9 @@ pub fn open_store(
                 let bucket = location.username().to_string();
                 let namespace = location.host_str().unwrap_or_default().to_string();
                 if bucket.is_empty() || namespace.is_empty() {
-                    return Err("an OCI location is oci://bucket@namespace/prefix".into());
+                    return Err(LocationProblem::because(
+                        "an OCI location is oci://bucket@namespace/prefix",
+                    ));
                 }
                 let region = options
                     .get("region")
@@ -91,7 +126,11 @@ pub fn open_store(
                     .cloned()
                     .or_else(|| std::env::var("OCI_REGION").ok())
                     .or_else(|| std::env::var("AWS_REGION").ok())
-                    .ok_or("an oci:// location needs a region (option 'region' or OCI_REGION)")?;
+                    .ok_or_else(|| {
+                        LocationProblem::because(
+                            "an oci:// location needs a region (option 'region' or OCI_REGION)",
+                        )
+                    })?;
                 builder = builder
                     .with_endpoint(format!(
                         "https://{namespace}.compat.objectstorage.{region}.oraclecloud.com"
@@ -99,7 +138,7 @@ pub fn open_store(
                     .with_region(region)
                     .with_virtual_hosted_style_request(false);
                 location = Url::parse(&format!("s3://{bucket}{}", location.path()))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| LocationProblem::caused("not a valid bucket name", e))?;
             }
             builder = builder.with_url(location.as_str());
             for (key, value) in options {
@@ -108,11 +147,13 @@ pub fn open_store(
                 {
                     continue;
                 }
-                let config =
-                    AmazonS3ConfigKey::from_str(&alias(key)).map_err(|_| unknown(key, "s3"))?;
+                let config = AmazonS3ConfigKey::from_str(&alias(key))
+                    .map_err(|_| LocationProblem::because(unknown(key, "s3")))?;
                 builder = builder.with_config(config, value.clone());
             }
-            let store = builder.build().map_err(|e| e.to_string())?;
+            let store = builder
+                .build()
+                .map_err(|e| LocationProblem::caused("the object store cannot be set up", e))?;
             let root = bucket_root("s3", &location)?;
             Ok(OpenedStore {
                 store: Arc::new(store),
@@ -124,10 +165,12 @@ pub fn open_store(
             let mut builder = GoogleCloudStorageBuilder::from_env().with_url(location.as_str());
             for (key, value) in options {
                 let config = GoogleConfigKey::from_str(&key.to_ascii_lowercase())
-                    .map_err(|_| unknown(key, "gs"))?;
+                    .map_err(|_| LocationProblem::because(unknown(key, "gs")))?;
                 builder = builder.with_config(config, value.clone());
             }
-            let store = builder.build().map_err(|e| e.to_string())?;
+            let store = builder
+                .build()
+                .map_err(|e| LocationProblem::caused("the object store cannot be set up", e))?;
             let root = bucket_root("gs", location)?;
             Ok(OpenedStore {
                 store: Arc::new(store),
@@ -139,10 +182,12 @@ pub fn open_store(
             let mut builder = MicrosoftAzureBuilder::from_env().with_url(location.as_str());
             for (key, value) in options {
                 let config = AzureConfigKey::from_str(&key.to_ascii_lowercase())
-                    .map_err(|_| unknown(key, "az"))?;
+                    .map_err(|_| LocationProblem::because(unknown(key, "az")))?;
                 builder = builder.with_config(config, value.clone());
             }
-            let store = builder.build().map_err(|e| e.to_string())?;
+            let store = builder
+                .build()
+                .map_err(|e| LocationProblem::caused("the object store cannot be set up", e))?;
             let mut root = location.clone();
             root.set_path("/");
             Ok(OpenedStore {
@@ -153,29 +198,31 @@ pub fn open_store(
         }
         "http" | "https" => {
             if let Some(key) = options.keys().next() {
-                return Err(unknown(key, location.scheme()));
+                return Err(unknown(key, location.scheme()).into());
             }
             let mut root = location.clone();
             root.set_path("/");
             let store = HttpBuilder::new()
                 .with_url(root.as_str())
                 .build()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| LocationProblem::caused("the HTTP store cannot be set up", e))?;
             Ok(OpenedStore {
                 store: Arc::new(store),
                 root,
                 location: location.clone(),
             })
         }
-        other => Err(format!("the '{other}://' scheme is not supported")),
+        other => Err(LocationProblem::because(format!(
+            "the '{other}://' scheme is not supported"
+        ))),
     }
 }
 
 /// `scheme://bucket/`: the URL an object store is registered under.
-fn bucket_root(scheme: &str, location: &Url) -> Result<Url, String> {
+fn bucket_root(scheme: &str, location: &Url) -> Result<Url, LocationProblem> {
     Url::parse(&format!(
         "{scheme}://{}/",
         location.host_str().unwrap_or_default()
     ))
-    .map_err(|e| e.to_string())
+    .map_err(|e| LocationProblem::caused("not a valid bucket name", e))
 }

@@ -1,6 +1,9 @@
-//! `lakewave._internal.Connection`: one session on an instance.
+//! `lakewave._internal.Connection`: one session on an instance. The first
+//! connection opens the instance and owns it; `new_session()` gives another
+//! session on the same instance (a cursor). Conversions only: everything is
+//! done by the instance's API.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -8,41 +11,54 @@ use pyo3::types::{PyDict, PyList};
 use pyo3_arrow::input::AnyRecordBatch;
 
 use super::convert::python_to_scalar;
-use super::errors::to_pyerr;
+use super::errors::{InterfaceError, to_pyerr};
 use super::result::QueryResult;
 use super::wait::wait;
-use crate::catalog::TableName;
-use crate::cluster::{LoadRequest, TableStatus};
-use crate::config::EngineConfig;
 use crate::error::Error;
-use crate::instance::Instance;
-use crate::rowstore::InsertMode;
-use crate::sql::Session;
-use crate::store::LoadProgress;
+use crate::instance::{
+    EngineConfig, InsertMode, Instance, LoadOptions, LoadProgress, LoadSource, Session, TableName,
+    TableStatus,
+};
 
 #[pyclass(frozen, module = "lakewave._internal")]
 pub struct Connection {
     instance: Arc<Instance>,
     session: Arc<Session>,
+    /// The connection that opened the instance closes it.
+    owns_instance: bool,
 }
 
 impl Connection {
-    fn request(
+    fn name(&self, name: &str) -> PyResult<TableName> {
+        TableName::parse(name, &self.session.current_database())
+            .map_err(|e| to_pyerr(Error::from(e)))
+    }
+
+    fn check_open(&self) -> PyResult<()> {
+        if self.instance.is_closed() || self.session.is_killed() {
+            return Err(to_pyerr(if self.instance.is_closed() {
+                Error::Closed
+            } else {
+                Error::SessionKilled {
+                    session: self.session.id(),
+                }
+            }));
+        }
+        Ok(())
+    }
+
+    fn options(
         &self,
         name: &str,
         primary_key: Vec<String>,
         partition_by: Vec<String>,
         replace: bool,
-        source_name: String,
-    ) -> PyResult<LoadRequest> {
-        let name = TableName::parse(name, &self.session.current_database())
-            .map_err(|e| to_pyerr(Error::from(e)))?;
-        Ok(LoadRequest {
-            name,
+    ) -> PyResult<LoadOptions> {
+        Ok(LoadOptions {
+            name: self.name(name)?,
             primary_key,
-            placement_keys: partition_by,
+            partition_by,
             replace,
-            source_name,
         })
     }
 }
@@ -89,15 +105,22 @@ impl Connection {
             Instance::open(config, path.as_deref().map(std::path::Path::new))
         })?;
         let session = Arc::new(instance.session().map_err(to_pyerr)?);
-        Ok(Connection { instance, session })
+        Ok(Connection {
+            instance,
+            session,
+            owns_instance: true,
+        })
     }
 
-    /// A second connection on the same instance (same tables, own settings).
-    fn duplicate(&self) -> PyResult<Self> {
+    /// Another session on the same instance (same tables, own settings and
+    /// transaction).
+    fn new_session(&self) -> PyResult<Self> {
+        self.check_open()?;
         let session = Arc::new(self.instance.session().map_err(to_pyerr)?);
         Ok(Connection {
             instance: Arc::clone(&self.instance),
             session,
+            owns_instance: false,
         })
     }
 
@@ -108,6 +131,7 @@ impl Connection {
         text: &str,
         params: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<QueryResult> {
+        self.check_open()?;
         let params = params
             .unwrap_or_default()
             .iter()
@@ -135,43 +159,52 @@ impl Connection {
         source_name: String,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let request = self.request(name, primary_key, partition_by, replace, source_name)?;
+        self.check_open()?;
+        let options = self.options(name, primary_key, partition_by, replace)?;
         let reader = data.into_reader()?;
         let schema = reader.schema();
-        let instance = Arc::clone(&self.instance);
+        let session = Arc::clone(&self.session);
         let mut report = progress_reporter(progress);
         let status = wait(py, move |cancel| {
-            let source = Box::new(reader.map(|batch| {
+            let source = reader.map(|batch| {
                 batch.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-            }));
-            instance.load_batches(&request, schema, source, cancel, &mut report)
+            });
+            session.load_batches(&options, schema, source, &source_name, cancel, &mut report)
         })?;
         status_dict(py, &status)
     }
 
-    #[pyo3(signature = (name, path, primary_key, partition_by, replace, progress=None))]
+    #[pyo3(signature = (name, location, format, primary_key, partition_by, replace, storage_options))]
     #[allow(clippy::too_many_arguments)]
-    fn load_parquet<'py>(
+    fn load_files<'py>(
         &self,
         py: Python<'py>,
         name: &str,
-        path: String,
+        location: String,
+        format: Option<String>,
         primary_key: Vec<String>,
         partition_by: Vec<String>,
         replace: bool,
-        progress: Option<Py<PyAny>>,
+        storage_options: BTreeMap<String, String>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let request = self.request(
-            name,
-            primary_key,
-            partition_by,
-            replace,
-            format!("'{path}'"),
-        )?;
+        self.check_open()?;
+        let options = self.options(name, primary_key, partition_by, replace)?;
+        let format = format
+            .map(|f| crate::instance::file_format_named(&f).map_err(to_pyerr))
+            .transpose()?;
+        let source = LoadSource {
+            location,
+            format,
+            storage_options,
+        };
+        let session = Arc::clone(&self.session);
         let instance = Arc::clone(&self.instance);
-        let mut report = progress_reporter(progress);
         let status = wait(py, move |cancel| {
-            instance.load_parquet(&request, &path, cancel, &mut report)
+            instance.block_on(
+                cancel,
+                "load",
+                session.load_files(&options, &source, cancel),
+            )
         })?;
         status_dict(py, &status)
     }
@@ -185,14 +218,14 @@ impl Connection {
         data: AnyRecordBatch,
         mode: &str,
     ) -> PyResult<u64> {
-        let name = TableName::parse(name, &self.session.current_database())
-            .map_err(|e| to_pyerr(e.into()))?;
+        self.check_open()?;
+        let name = self.name(name)?;
         let mode = match mode {
             "insert" => InsertMode::Insert,
             "replace" => InsertMode::Replace,
             "ignore" => InsertMode::Ignore,
             other => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                return Err(InterfaceError::new_err(format!(
                     "mode must be 'insert', 'replace' or 'ignore', not '{other}'"
                 )));
             }
@@ -202,13 +235,9 @@ impl Connection {
         let session = Arc::clone(&self.session);
         let instance = Arc::clone(&self.instance);
         wait(py, move |cancel| {
-            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| {
-                crate::error::Error::from(crate::rowstore::RowStoreError::BadValue {
-                    table: name.clone(),
-                    column: "(source)".into(),
-                    message: e.to_string(),
-                })
-            })?;
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| crate::instance::bulk_source_error(&name, e))?;
             instance.block_on(
                 cancel,
                 "insert",
@@ -217,10 +246,82 @@ impl Connection {
         })
     }
 
+    /// Define an external table from keyword arguments.
+    #[pyo3(signature = (name, format, options, locations, columns, storage_options, refresh_interval, if_not_exists))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_external_table(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        format: &str,
+        options: Vec<(String, String)>,
+        locations: Vec<String>,
+        columns: Option<Vec<(String, String)>>,
+        storage_options: BTreeMap<String, String>,
+        refresh_interval: Option<f64>,
+        if_not_exists: bool,
+    ) -> PyResult<bool> {
+        self.check_open()?;
+        let refresh_interval = match refresh_interval {
+            Some(seconds) if !(seconds > 0.0 && seconds.is_finite()) => {
+                return Err(InterfaceError::new_err(format!(
+                    "refresh_interval must be a positive number of seconds, not {seconds}"
+                )));
+            }
+            Some(seconds) => Some(std::time::Duration::from_secs_f64(seconds)),
+            None => None,
+        };
+        let def = crate::instance::external_definition(
+            self.name(name)?,
+            format,
+            &options,
+            locations,
+            columns,
+            storage_options,
+            refresh_interval,
+        )
+        .map_err(to_pyerr)?;
+        let session = Arc::clone(&self.session);
+        let instance = Arc::clone(&self.instance);
+        wait(py, move |cancel| {
+            instance.block_on(
+                cancel,
+                "create_external_table",
+                session.define_external(def, if_not_exists),
+            )
+        })
+    }
+
+    /// Refresh (or load) tables, as HEATWAVE_LOAD with refresh does:
+    /// `[(name, what was done)]`.
+    fn refresh(&self, py: Python<'_>, tables: Vec<String>) -> PyResult<Vec<(String, String)>> {
+        self.check_open()?;
+        let names = tables
+            .iter()
+            .map(|t| self.name(t))
+            .collect::<PyResult<Vec<_>>>()?;
+        let session = Arc::clone(&self.session);
+        let instance = Arc::clone(&self.instance);
+        wait(py, move |cancel| {
+            instance.block_on(cancel, "refresh", session.refresh_tables(&names, cancel))
+        })
+    }
+
+    /// SECONDARY_UNLOAD then SECONDARY_LOAD of one table.
+    fn reload(&self, py: Python<'_>, table: &str) -> PyResult<()> {
+        self.check_open()?;
+        let name = self.name(table)?;
+        let session = Arc::clone(&self.session);
+        let instance = Arc::clone(&self.instance);
+        wait(py, move |cancel| {
+            instance.block_on(cancel, "reload", session.reload_table(&name, cancel))
+        })
+    }
+
     /// Every table in the cluster with its HeatWave status (rpd_tables).
     fn loaded_tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
-        for row in self.session.loaded_tables() {
+        for row in self.instance.loaded_tables() {
             let dict = PyDict::new(py);
             dict.set_item("id", row.id)?;
             dict.set_item("name", row.name.to_string())?;
@@ -237,16 +338,42 @@ impl Connection {
         Ok(list)
     }
 
+    /// Every session of the instance (SHOW PROCESSLIST).
+    fn processes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for process in self.instance.processes() {
+            let dict = PyDict::new(py);
+            dict.set_item("id", process.id)?;
+            dict.set_item("user", &process.user)?;
+            dict.set_item("host", &process.host)?;
+            dict.set_item("db", &process.database)?;
+            dict.set_item("command", process.command)?;
+            dict.set_item("time", process.time)?;
+            dict.set_item("state", process.state)?;
+            dict.set_item("info", &process.info)?;
+            list.append(dict)?;
+        }
+        Ok(list)
+    }
+
+    /// The change log's consumers and their applied positions.
+    fn log_consumers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for consumer in self.instance.log_consumers().map_err(to_pyerr)? {
+            list.append((consumer.name, consumer.position))?;
+        }
+        Ok(list)
+    }
+
     /// Propagate every committed change to the cluster now.
     fn sync(&self, py: Python<'_>) -> PyResult<()> {
         let instance = Arc::clone(&self.instance);
-        wait(py, move |_| instance.propagator().flush())
+        wait(py, move |_| instance.sync())
     }
 
     /// The database file (None for an in-memory database).
     fn path(&self) -> Option<String> {
-        let db = self.instance.database();
-        (!db.is_scratch()).then(|| db.path().display().to_string())
+        self.instance.path().map(|p| p.display().to_string())
     }
 
     fn offload_mode(&self) -> &'static str {
@@ -254,12 +381,16 @@ impl Connection {
     }
 
     fn in_transaction(&self) -> bool {
-        self.session.connection().in_transaction()
+        self.session.in_transaction()
+    }
+
+    fn session_id(&self) -> u64 {
+        self.session.id()
     }
 
     fn tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
-        for status in self.instance.cluster().table_status() {
+        for status in self.instance.tables() {
             list.append(status_dict(py, &status)?)?;
         }
         Ok(list)
@@ -267,7 +398,7 @@ impl Connection {
 
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
-        for node in self.instance.cluster().node_status() {
+        for node in self.instance.nodes() {
             let dict = PyDict::new(py);
             dict.set_item("node", node.id)?;
             dict.set_item("status", "AVAIL_RNSTATE")?;
@@ -280,7 +411,7 @@ impl Connection {
     }
 
     fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let config = self.instance.cluster().config();
+        let config = self.instance.config();
         let dict = PyDict::new(py);
         dict.set_item("nodes", config.shape.nodes)?;
         dict.set_item("memory_per_node", config.shape.memory_per_node)?;
@@ -292,5 +423,25 @@ impl Connection {
 
     fn current_database(&self) -> String {
         self.session.current_database()
+    }
+
+    /// End this session; the connection that opened the instance closes it
+    /// (every session ends, propagation stops, the file is released).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let instance = Arc::clone(&self.instance);
+        let session = Arc::clone(&self.session);
+        let owns = self.owns_instance;
+        py.detach(move || {
+            session.close();
+            if owns {
+                instance.close();
+            }
+        });
+        Ok(())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.instance.is_closed() || self.session.is_killed()
     }
 }

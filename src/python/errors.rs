@@ -1,9 +1,10 @@
 //! The exception hierarchy (PEP 249 names, refined) and the one place where a
 //! [`crate::Error`] becomes a Python exception. The message carries the whole
-//! source chain.
+//! source chain; `errno` and `sqlstate` carry the MySQL error number and
+//! SQLSTATE.
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyKeyboardInterrupt};
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
 use crate::error::{Error, ErrorKind};
@@ -44,6 +45,12 @@ create_exception!(
     OutOfMemoryError,
     OperationalError,
     "The cluster has no room for the data."
+);
+create_exception!(
+    lakewave,
+    QueryInterruptedError,
+    OperationalError,
+    "The statement was stopped (KILL QUERY, or its session was killed); nothing was half-done."
 );
 create_exception!(
     lakewave,
@@ -104,6 +111,10 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("DataError", py.get_type::<DataError>())?;
     module.add("OperationalError", py.get_type::<OperationalError>())?;
     module.add("OutOfMemoryError", py.get_type::<OutOfMemoryError>())?;
+    module.add(
+        "QueryInterruptedError",
+        py.get_type::<QueryInterruptedError>(),
+    )?;
     module.add("IntegrityError", py.get_type::<IntegrityError>())?;
     module.add("InternalError", py.get_type::<InternalError>())?;
     module.add("ProgrammingError", py.get_type::<ProgrammingError>())?;
@@ -118,7 +129,8 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
 
 pub fn to_pyerr(error: Error) -> PyErr {
     let message = error.chain_message();
-    match error.kind() {
+    let code = error.code();
+    let err = match error.kind() {
         ErrorKind::Interface => InterfaceError::new_err(message),
         ErrorKind::Syntax => SqlSyntaxError::new_err(message),
         ErrorKind::TableNotFound => TableNotFoundError::new_err(message),
@@ -130,7 +142,13 @@ pub fn to_pyerr(error: Error) -> PyErr {
         ErrorKind::Integrity => IntegrityError::new_err(message),
         ErrorKind::Operational => OperationalError::new_err(message),
         ErrorKind::NotSupported => NotSupportedError::new_err(message),
-        ErrorKind::Interrupted => PyKeyboardInterrupt::new_err(message),
+        ErrorKind::Interrupted => QueryInterruptedError::new_err(message),
         ErrorKind::Internal => InternalError::new_err(message),
-    }
+    };
+    Python::attach(|py| {
+        let value = err.value(py);
+        let _ = value.setattr("errno", code.errno);
+        let _ = value.setattr("sqlstate", code.sqlstate);
+    });
+    err
 }

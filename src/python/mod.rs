@@ -15,6 +15,7 @@ pub fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<connection::Connection>()?;
     module.add_class::<result::QueryResult>()?;
+    module.add_class::<result::Execution>()?;
     errors::register(module)?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! MySQL-style column types and how each is held in SQLite and in Arrow.
+//! How each declared column type is held in SQLite, and the conversions
+//! between SQLite values and Arrow arrays.
 //!
 //! SQLite tables are created STRICT, so every client (lakewave or Python's
 //! `sqlite3`) must store a value of the column's storage class. Exact and
@@ -6,7 +7,6 @@
 //! '2024-01-31 10:00:00.5') so that other SQLite clients can read and write them
 //! naturally; they are parsed back into Arrow's exact types on every read.
 
-use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -14,34 +14,12 @@ use arrow::array::{
     Int64Builder, StringArray, StringBuilder, TimestampMicrosecondArray,
 };
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use arrow::util::display::FormatOptions;
-use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType as AstType, ExactNumberInfo, TimezoneInfo,
-};
 use rusqlite::types::ValueRef;
 
-/// A declared column type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqlType {
-    Int,
-    BigInt,
-    Decimal {
-        precision: u8,
-        scale: i8,
-    },
-    /// `VARCHAR(n)`: at most `n` characters.
-    Varchar(u32),
-    Text,
-    Double,
-    Date,
-    /// Wall-clock date and time, no time zone.
-    DateTime,
-    /// An instant, held in UTC.
-    Timestamp,
-    Boolean,
-}
+use crate::catalog::SqlType;
 
 /// SQLite storage class of a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,184 +29,52 @@ pub enum Storage {
     Text,
 }
 
-const MAX_DECIMAL_PRECISION: u64 = 38;
-
-impl SqlType {
-    /// The type of a column definition, or a message naming what is not supported.
-    pub fn from_ast(data_type: &AstType) -> Result<SqlType, String> {
-        use AstType as T;
-        let length = |l: &Option<CharacterLength>| match l {
-            Some(CharacterLength::IntegerLength { length, .. }) => {
-                Ok(SqlType::Varchar((*length).min(u32::MAX as u64) as u32))
-            }
-            Some(CharacterLength::Max) | None => Ok(SqlType::Text),
-        };
-        match data_type {
-            T::Int(_)
-            | T::Integer(_)
-            | T::Int4(_)
-            | T::Int32
-            | T::MediumInt(_)
-            | T::SmallInt(_)
-            | T::TinyInt(_) => Ok(SqlType::Int),
-            T::BigInt(_) | T::Int8(_) | T::Int64 => Ok(SqlType::BigInt),
-            T::Decimal(info) | T::Numeric(info) | T::Dec(info) => {
-                let (precision, scale) = match info {
-                    ExactNumberInfo::None => (10, 0),
-                    ExactNumberInfo::Precision(p) => (*p, 0),
-                    ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
-                };
-                if precision == 0 || precision > MAX_DECIMAL_PRECISION {
-                    return Err(format!(
-                        "DECIMAL precision must be between 1 and {MAX_DECIMAL_PRECISION}, not {precision}"
-                    ));
-                }
-                if scale < 0 || scale as u64 > precision {
-                    return Err(format!(
-                        "DECIMAL scale must be between 0 and the precision ({precision}), not {scale}"
-                    ));
-                }
-                Ok(SqlType::Decimal {
-                    precision: precision as u8,
-                    scale: scale as i8,
-                })
-            }
-            T::Varchar(l) | T::CharVarying(l) | T::Char(l) | T::Character(l) => length(l),
-            T::String(Some(n)) => Ok(SqlType::Varchar((*n).min(u32::MAX as u64) as u32)),
-            T::String(None) | T::Text | T::TinyText | T::MediumText | T::LongText => {
-                Ok(SqlType::Text)
-            }
-            T::Double(_) | T::DoublePrecision | T::Float(_) | T::Real | T::Float64 | T::Float8 => {
-                Ok(SqlType::Double)
-            }
-            T::Date => Ok(SqlType::Date),
-            T::Datetime(_) => Ok(SqlType::DateTime),
-            T::Timestamp(_, TimezoneInfo::WithoutTimeZone) => Ok(SqlType::DateTime),
-            T::Timestamp(_, _) => Ok(SqlType::Timestamp),
-            T::Boolean | T::Bool => Ok(SqlType::Boolean),
-            other => Err(format!(
-                "column type {other} is not supported; use INT, BIGINT, DECIMAL(p,s), VARCHAR(n), TEXT, DOUBLE, DATE, DATETIME, TIMESTAMP or BOOLEAN"
-            )),
-        }
-    }
-
-    /// The declared type for a column of a query result (CREATE TABLE ... AS).
-    pub fn from_arrow(data_type: &DataType) -> Option<SqlType> {
-        Some(match data_type {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::UInt8
-            | DataType::UInt16 => SqlType::Int,
-            DataType::Int64 | DataType::UInt32 => SqlType::BigInt,
-            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s)
-                if *s >= 0 && *p as u64 <= MAX_DECIMAL_PRECISION =>
-            {
-                SqlType::Decimal {
-                    precision: *p,
-                    scale: *s,
-                }
-            }
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text,
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => SqlType::Double,
-            DataType::Date32 | DataType::Date64 => SqlType::Date,
-            DataType::Timestamp(_, None) => SqlType::DateTime,
-            DataType::Timestamp(_, Some(_)) => SqlType::Timestamp,
-            DataType::Boolean => SqlType::Boolean,
-            DataType::Dictionary(_, value) => return SqlType::from_arrow(value),
-            _ => return None,
-        })
-    }
-
-    /// Parse what `Display` wrote (the persisted catalog).
-    pub fn parse(text: &str) -> Option<SqlType> {
-        let upper = text.trim().to_ascii_uppercase();
-        let args = |prefix: &str| -> Option<Vec<i64>> {
-            let inner = upper
-                .strip_prefix(prefix)?
-                .strip_prefix('(')?
-                .strip_suffix(')')?;
-            inner.split(',').map(|p| p.trim().parse().ok()).collect()
-        };
-        Some(match upper.as_str() {
-            "INT" => SqlType::Int,
-            "BIGINT" => SqlType::BigInt,
-            "TEXT" => SqlType::Text,
-            "DOUBLE" => SqlType::Double,
-            "DATE" => SqlType::Date,
-            "DATETIME" => SqlType::DateTime,
-            "TIMESTAMP" => SqlType::Timestamp,
-            "BOOLEAN" => SqlType::Boolean,
-            _ if upper.starts_with("DECIMAL") => match args("DECIMAL")?.as_slice() {
-                [p, s] => SqlType::Decimal {
-                    precision: *p as u8,
-                    scale: *s as i8,
-                },
-                _ => return None,
-            },
-            _ if upper.starts_with("VARCHAR") => match args("VARCHAR")?.as_slice() {
-                [n] => SqlType::Varchar(*n as u32),
-                _ => return None,
-            },
-            _ => return None,
-        })
-    }
-
-    pub fn arrow_type(&self) -> DataType {
-        match self {
-            SqlType::Int => DataType::Int32,
-            SqlType::BigInt => DataType::Int64,
-            SqlType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
-            SqlType::Varchar(_) | SqlType::Text => DataType::Utf8,
-            SqlType::Double => DataType::Float64,
-            SqlType::Date => DataType::Date32,
-            SqlType::DateTime => DataType::Timestamp(TimeUnit::Microsecond, None),
-            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            SqlType::Boolean => DataType::Boolean,
-        }
-    }
-
-    pub fn storage(&self) -> Storage {
-        match self {
-            SqlType::Int | SqlType::BigInt | SqlType::Boolean => Storage::Integer,
-            SqlType::Double => Storage::Real,
-            _ => Storage::Text,
-        }
-    }
-
-    /// The STRICT SQLite column type and the CHECK that keeps other clients'
-    /// values inside the declared type.
-    pub fn sqlite_column(&self, quoted_name: &str) -> (String, Option<String>) {
-        let check = match self {
-            SqlType::Int => Some(format!("{quoted_name} BETWEEN -2147483648 AND 2147483647")),
-            SqlType::Boolean => Some(format!("{quoted_name} IN (0, 1)")),
-            SqlType::Varchar(n) => Some(format!("length({quoted_name}) <= {n}")),
-            _ => None,
-        };
-        let storage = match self.storage() {
-            Storage::Integer => "INTEGER",
-            Storage::Real => "REAL",
-            Storage::Text => "TEXT",
-        };
-        (storage.to_string(), check)
+pub fn storage(sql_type: &SqlType) -> Storage {
+    match sql_type {
+        SqlType::Int | SqlType::BigInt | SqlType::Boolean => Storage::Integer,
+        SqlType::Double => Storage::Real,
+        _ => Storage::Text,
     }
 }
 
-impl fmt::Display for SqlType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SqlType::Int => write!(f, "INT"),
-            SqlType::BigInt => write!(f, "BIGINT"),
-            SqlType::Decimal { precision, scale } => write!(f, "DECIMAL({precision},{scale})"),
-            SqlType::Varchar(n) => write!(f, "VARCHAR({n})"),
-            SqlType::Text => write!(f, "TEXT"),
-            SqlType::Double => write!(f, "DOUBLE"),
-            SqlType::Date => write!(f, "DATE"),
-            SqlType::DateTime => write!(f, "DATETIME"),
-            SqlType::Timestamp => write!(f, "TIMESTAMP"),
-            SqlType::Boolean => write!(f, "BOOLEAN"),
-        }
-    }
+/// The STRICT SQLite column type and the CHECK that keeps other clients'
+/// values inside the declared type.
+pub fn sqlite_column(sql_type: &SqlType, quoted_name: &str) -> (String, Option<String>) {
+    let check = match sql_type {
+        SqlType::Int => Some(format!("{quoted_name} BETWEEN -2147483648 AND 2147483647")),
+        SqlType::Boolean => Some(format!("{quoted_name} IN (0, 1)")),
+        SqlType::Varchar(n) => Some(format!("length({quoted_name}) <= {n}")),
+        _ => None,
+    };
+    let storage = match storage(sql_type) {
+        Storage::Integer => "INTEGER",
+        Storage::Real => "REAL",
+        Storage::Text => "TEXT",
+    };
+    (storage.to_string(), check)
+}
+
+/// What is wrong with a value that does not fit its column, which decides
+/// the MySQL error a client sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueProblem {
+    /// A string longer than VARCHAR(n) allows (1406).
+    TooLong,
+    /// A number outside the type's range or precision (1264).
+    OutOfRange,
+    /// A date or time that is not one (1292).
+    BadTemporal,
+    /// A value of the wrong kind: 'abc' into INT (1366).
+    Incorrect,
+}
+
+/// A value that cannot be stored: what is wrong, where, and the message.
+#[derive(Debug, Clone)]
+pub struct ValueError {
+    pub problem: ValueProblem,
+    /// The row of the batch (0-based) that holds the value, when known.
+    pub row: Option<usize>,
+    pub message: String,
 }
 
 fn strict_cast() -> CastOptions<'static> {
@@ -239,36 +85,84 @@ fn strict_cast() -> CastOptions<'static> {
 }
 
 /// Convert any Arrow array to the column's Arrow type, failing (not nulling) on
-/// values that do not fit: 'abc' into INT, 1e40 into DECIMAL(10,2).
-pub fn to_column_type(array: &ArrayRef, sql_type: &SqlType) -> Result<ArrayRef, ArrowError> {
+/// values that do not fit: 'abc' into INT, 1e40 into DECIMAL(10,2), a string
+/// longer than VARCHAR(n). The error says which row and what is wrong.
+pub fn to_column_type(array: &ArrayRef, sql_type: &SqlType) -> Result<ArrayRef, ValueError> {
     let target = sql_type.arrow_type();
     let converted = if array.data_type() == &target {
         Arc::clone(array)
     } else {
-        cast_with_options(array, &target, &strict_cast())?
+        match cast_with_options(array, &target, &strict_cast()) {
+            Ok(converted) => converted,
+            Err(error) => return Err(classify_cast_failure(array, sql_type, error)),
+        }
     };
     if let SqlType::Varchar(limit) = sql_type {
         let strings = converted
             .as_any()
             .downcast_ref::<StringArray>()
             .expect("VARCHAR is Utf8");
-        if let Some(too_long) = strings
-            .iter()
-            .flatten()
-            .find(|s| s.chars().count() > *limit as usize)
-        {
+        if let Some((row, too_long)) = strings.iter().enumerate().find_map(|(row, s)| {
+            s.filter(|s| s.chars().count() > *limit as usize)
+                .map(|s| (row, s))
+        }) {
             let shown: String = too_long.chars().take(40).collect();
-            return Err(ArrowError::InvalidArgumentError(format!(
-                "value '{shown}{}' is longer than VARCHAR({limit})",
-                if too_long.chars().count() > 40 {
-                    "..."
-                } else {
-                    ""
-                }
-            )));
+            return Err(ValueError {
+                problem: ValueProblem::TooLong,
+                row: Some(row),
+                message: format!(
+                    "value '{shown}{}' is longer than VARCHAR({limit})",
+                    if too_long.chars().count() > 40 {
+                        "..."
+                    } else {
+                        ""
+                    }
+                ),
+            });
         }
     }
     Ok(converted)
+}
+
+/// Find the first value the strict cast refused (a lenient cast turns it
+/// into NULL) and say what is wrong with it, from the types and the value
+/// itself rather than from the cast's message.
+fn classify_cast_failure(array: &ArrayRef, sql_type: &SqlType, error: ArrowError) -> ValueError {
+    let lenient = CastOptions {
+        safe: true,
+        format_options: FormatOptions::default(),
+    };
+    let target = sql_type.arrow_type();
+    let row = cast_with_options(array, &target, &lenient)
+        .ok()
+        .and_then(|cast| (0..array.len()).find(|&i| array.is_valid(i) && cast.is_null(i)));
+    let value = row.and_then(|i| {
+        arrow::util::display::ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
+            .ok()
+            .map(|f| f.value(i).to_string())
+    });
+    let numeric_source = array.data_type().is_numeric();
+    let looks_numeric = value
+        .as_deref()
+        .is_some_and(|v| v.trim().parse::<f64>().is_ok());
+    let problem = match sql_type {
+        SqlType::Date | SqlType::DateTime | SqlType::Timestamp => ValueProblem::BadTemporal,
+        SqlType::Int | SqlType::BigInt | SqlType::Decimal { .. } | SqlType::Double
+            if numeric_source || looks_numeric =>
+        {
+            ValueProblem::OutOfRange
+        }
+        _ => ValueProblem::Incorrect,
+    };
+    let message = match &value {
+        Some(v) => format!("'{v}' is not a valid {sql_type} value"),
+        None => error.to_string(),
+    };
+    ValueError {
+        problem,
+        row,
+        message,
+    }
 }
 
 /// A column ready to bind into SQLite statements, one value per row.
@@ -281,7 +175,7 @@ pub enum Bindable {
 impl Bindable {
     /// `array` must already be of the column's Arrow type.
     pub fn new(array: &ArrayRef, sql_type: &SqlType) -> Result<Bindable, ArrowError> {
-        Ok(match sql_type.storage() {
+        Ok(match storage(sql_type) {
             Storage::Integer => Bindable::Integer(
                 cast_with_options(array, &DataType::Int64, &strict_cast())?
                     .as_any()
@@ -419,27 +313,6 @@ mod tests {
     use arrow::array::{Date32Array, Decimal128Array};
 
     #[test]
-    fn types_round_trip_through_their_names() {
-        for t in [
-            SqlType::Int,
-            SqlType::BigInt,
-            SqlType::Decimal {
-                precision: 15,
-                scale: 2,
-            },
-            SqlType::Varchar(20),
-            SqlType::Text,
-            SqlType::Double,
-            SqlType::Date,
-            SqlType::DateTime,
-            SqlType::Timestamp,
-            SqlType::Boolean,
-        ] {
-            assert_eq!(SqlType::parse(&t.to_string()), Some(t));
-        }
-    }
-
-    #[test]
     fn exact_values_survive_text_storage() {
         let decimal = SqlType::Decimal {
             precision: 15,
@@ -465,10 +338,21 @@ mod tests {
     #[test]
     fn bad_values_are_errors_not_nulls() {
         let text: ArrayRef = Arc::new(StringArray::from(vec!["12", "abc"]));
-        assert!(to_column_type(&text, &SqlType::Int).is_err());
+        let err = to_column_type(&text, &SqlType::Int).unwrap_err();
+        assert_eq!((err.problem, err.row), (ValueProblem::Incorrect, Some(1)));
+        let big: ArrayRef = Arc::new(StringArray::from(vec!["99999999999"]));
+        let err = to_column_type(&big, &SqlType::Int).unwrap_err();
+        assert_eq!(err.problem, ValueProblem::OutOfRange);
+        let wide: ArrayRef = Arc::new(Int64Array::from(vec![1, 1 << 40]));
+        let err = to_column_type(&wide, &SqlType::Int).unwrap_err();
+        assert_eq!((err.problem, err.row), (ValueProblem::OutOfRange, Some(1)));
+        let day: ArrayRef = Arc::new(StringArray::from(vec!["2024-13-45"]));
+        let err = to_column_type(&day, &SqlType::Date).unwrap_err();
+        assert_eq!(err.problem, ValueProblem::BadTemporal);
         let long: ArrayRef = Arc::new(StringArray::from(vec!["abcdef"]));
         let err = to_column_type(&long, &SqlType::Varchar(3)).unwrap_err();
-        assert!(err.to_string().contains("VARCHAR(3)"));
+        assert_eq!(err.problem, ValueProblem::TooLong);
+        assert!(err.message.contains("VARCHAR(3)"));
         let mut decoder = ColumnDecoder::new(&SqlType::Int, 1);
         assert!(decoder.push(ValueRef::Integer(1 << 40)).is_err());
     }

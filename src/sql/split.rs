@@ -1,6 +1,7 @@
-//! Splitting a script into statements, and recognising the HeatWave statements
-//! no SQL parser knows: `ALTER TABLE t SECONDARY_LOAD | SECONDARY_UNLOAD |
-//! SECONDARY_ENGINE = RAPID` and `SET use_secondary_engine = ON | OFF | FORCED`.
+//! Splitting a script into statements, and recognising the statements no SQL
+//! parser here knows: HeatWave's `ALTER TABLE t SECONDARY_LOAD |
+//! SECONDARY_UNLOAD | SECONDARY_ENGINE = RAPID`, and MySQL's `SHOW [FULL]
+//! PROCESSLIST` and `KILL [QUERY | CONNECTION] id`.
 
 /// The statements of a script, split on `;` outside quotes and comments.
 pub fn split_statements(text: &str) -> Vec<&str> {
@@ -86,6 +87,16 @@ pub enum OffloadMode {
 }
 
 impl OffloadMode {
+    /// `ON`, `OFF` or `FORCED` (also 1/0, TRUE/FALSE), any case.
+    pub fn parse(value: &str) -> Option<OffloadMode> {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "ON" | "1" | "TRUE" => Some(OffloadMode::On),
+            "OFF" | "0" | "FALSE" => Some(OffloadMode::Off),
+            "FORCED" => Some(OffloadMode::Forced),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             OffloadMode::On => "ON",
@@ -102,7 +113,12 @@ pub enum Custom {
     SecondaryUnload(String),
     /// `ALTER TABLE t SECONDARY_ENGINE = engine` (accepted; RAPID or NULL).
     SecondaryEngine(String, String),
-    SetOffload(Result<OffloadMode, String>),
+    ShowProcessList,
+    /// `KILL QUERY id` (`query_only`) or `KILL [CONNECTION] id`.
+    Kill {
+        id: u64,
+        query_only: bool,
+    },
 }
 
 /// Recognise a custom statement; `None` for everything else.
@@ -126,27 +142,24 @@ pub fn parse_custom(statement: &str) -> Option<Custom> {
         }
         return None;
     }
-    if upper.first().map(String::as_str) == Some("SET") {
-        let rest = text.trim()[3..].trim();
-        let lowered = rest.to_ascii_lowercase();
-        let lowered = lowered
-            .trim_start_matches("session ")
-            .trim_start_matches("@@session.")
-            .trim_start_matches("@@")
-            .trim_start();
-        if let Some(value) = lowered.strip_prefix("use_secondary_engine") {
-            let value = value.trim().trim_start_matches('=').trim();
-            let value = value
-                .trim_matches(|c| c == '\'' || c == '"')
-                .to_ascii_uppercase();
-            let mode = match value.as_str() {
-                "ON" | "1" | "TRUE" => Ok(OffloadMode::On),
-                "OFF" | "0" | "FALSE" => Ok(OffloadMode::Off),
-                "FORCED" => Ok(OffloadMode::Forced),
-                other => Err(other.to_string()),
-            };
-            return Some(Custom::SetOffload(mode));
+    match upper
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["SHOW", "PROCESSLIST"] | ["SHOW", "FULL", "PROCESSLIST"] => {
+            return Some(Custom::ShowProcessList);
         }
+        ["KILL", rest @ ..] => {
+            let (query_only, id) = match rest {
+                ["QUERY", id] => (true, id),
+                ["CONNECTION", id] | [id] => (false, id),
+                _ => return None,
+            };
+            return id.parse().ok().map(|id| Custom::Kill { id, query_only });
+        }
+        _ => {}
     }
     None
 }
@@ -181,21 +194,29 @@ mod tests {
             Some(Custom::SecondaryEngine("t".into(), "RAPID".into()))
         );
         assert_eq!(
-            parse_custom("SET SESSION use_secondary_engine = FORCED"),
-            Some(Custom::SetOffload(Ok(OffloadMode::Forced)))
+            parse_custom("show full processlist"),
+            Some(Custom::ShowProcessList)
         );
         assert_eq!(
-            parse_custom("set @@use_secondary_engine='off'"),
-            Some(Custom::SetOffload(Ok(OffloadMode::Off)))
+            parse_custom("KILL QUERY 12"),
+            Some(Custom::Kill {
+                id: 12,
+                query_only: true
+            })
         );
-        assert!(matches!(
-            parse_custom("SET use_secondary_engine = maybe"),
-            Some(Custom::SetOffload(Err(_)))
-        ));
+        assert_eq!(
+            parse_custom("kill connection 3"),
+            Some(Custom::Kill {
+                id: 3,
+                query_only: false
+            })
+        );
+        assert_eq!(parse_custom("KILL me"), None);
+        assert_eq!(
+            OffloadMode::parse("'forced'".trim_matches('\'')),
+            Some(OffloadMode::Forced)
+        );
         assert_eq!(parse_custom("ALTER TABLE t ADD COLUMN c INT"), None);
-        assert_eq!(
-            parse_custom("SET datafusion.execution.batch_size = 10"),
-            None
-        );
+        assert_eq!(parse_custom("SET use_secondary_engine = OFF"), None);
     }
 }

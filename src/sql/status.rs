@@ -9,6 +9,7 @@
 //!   load_start_timestamp, load_end_timestamp)`
 //! - `rpd_nodes(id, status, memory_usage, memory_total, baserel_memory_usage,
 //!   num_partitions)`
+//! - `processlist(id, user, host, db, command, time, state, info)`
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -22,20 +23,31 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::MemTable;
 
-use super::schema::Sources;
-use crate::catalog::TableName;
+use super::Services;
+use crate::catalog::{Entry, TableName};
 use crate::changes::LoadStatus;
 
-const TABLES: [&str; 4] = ["global_status", "rpd_nodes", "rpd_table_id", "rpd_tables"];
+const TABLES: [&str; 5] = [
+    "global_status",
+    "processlist",
+    "rpd_nodes",
+    "rpd_table_id",
+    "rpd_tables",
+];
 
-#[derive(Debug)]
 pub struct PerformanceSchema {
-    sources: Sources,
+    services: Arc<Services>,
+}
+
+impl std::fmt::Debug for PerformanceSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PerformanceSchema")
+    }
 }
 
 impl PerformanceSchema {
-    pub fn new(sources: Sources) -> Self {
-        PerformanceSchema { sources }
+    pub fn new(services: Arc<Services>) -> Self {
+        PerformanceSchema { services }
     }
 }
 
@@ -59,10 +71,10 @@ pub struct TableRow {
 const DIRECT_ID_BASE: i64 = 1 << 40;
 
 /// Every table that is (or was meant to be) in the cluster.
-pub fn table_rows(sources: &Sources) -> Vec<TableRow> {
+pub fn table_rows(services: &Services) -> Vec<TableRow> {
     let mut rows = Vec::new();
-    let statuses = sources.cluster.table_status();
-    let propagated = sources.propagator.tables();
+    let statuses = services.cluster.table_status();
+    let propagated = services.propagator.tables();
     for loaded in &propagated {
         let status = statuses.iter().find(|s| s.name == loaded.name);
         let (load_status, reason) = match &loaded.status {
@@ -73,7 +85,7 @@ pub fn table_rows(sources: &Sources) -> Vec<TableRow> {
             id: loaded.id,
             name: loaded.name.clone(),
             snapshot_scn: loaded.scn,
-            pool_type: "RAPID_LOAD_POOL_TRANSACTIONAL",
+            pool_type: "TRANSACTIONAL",
             placement: "PrimaryKey",
             rows: status.map(|s| s.rows as i64).unwrap_or(0),
             load_status,
@@ -88,23 +100,28 @@ pub fn table_rows(sources: &Sources) -> Vec<TableRow> {
         .filter(|s| !propagated.iter().any(|p| p.name == s.name))
         .enumerate()
     {
-        let keyed = sources
-            .cluster
-            .catalog()
-            .table(&status.name)
-            .is_some_and(|d| !matches!(d.placement, crate::catalog::Placement::RoundRobin));
+        let entry = services.catalog.resolve(&status.name);
+        let keyed = matches!(&entry, Some(Entry::Cluster(t))
+            if !matches!(t.placement, crate::catalog::Placement::RoundRobin));
         // External tables show the Delta version they hold.
-        let external_version = sources.externals.loaded_version(&status.name);
+        let loaded = services.externals.loaded(&status.name);
+        let id = entry
+            .as_ref()
+            .map(Entry::id)
+            .unwrap_or(DIRECT_ID_BASE + index as i64);
         rows.push(TableRow {
-            id: DIRECT_ID_BASE + index as i64,
+            id,
             name: status.name.clone(),
-            snapshot_scn: external_version.unwrap_or(status.version as i64),
-            pool_type: "RAPID_LOAD_POOL_SNAPSHOT",
+            snapshot_scn: loaded
+                .as_ref()
+                .and_then(|l| l.version)
+                .unwrap_or(status.version as i64),
+            pool_type: "SNAPSHOT",
             placement: if keyed { "PrimaryKey" } else { "RoundRobin" },
             rows: status.rows as i64,
             load_status: "AVAIL_RPDGSTABSTATE",
             size_bytes: status.bytes as i64,
-            stale_reason: sources.externals.refresh_error(&status.name),
+            stale_reason: loaded.and_then(|l| l.refresh_error),
             load_started: None,
             load_finished: None,
         });
@@ -128,18 +145,29 @@ impl PerformanceSchema {
         let int = |n: &str| Field::new(n, DataType::Int64, true);
         match name {
             "global_status" => {
-                let stats = self.sources.propagator.stats();
+                let services = &self.services;
+                let stats = services.propagator.stats();
                 let on_off = |b: bool| if b { "ON" } else { "OFF" };
                 let vars: Vec<(&str, String)> = vec![
                     (
                         "rapid_change_propagation_status",
-                        on_off(self.sources.propagator.is_running()).into(),
+                        on_off(services.propagator.is_running()).into(),
                     ),
+                    (
+                        "rapid_change_propagation_failures",
+                        stats.failing_cycles.to_string(),
+                    ),
+                    (
+                        "rapid_change_propagation_last_error",
+                        stats.last_error.clone().unwrap_or_default(),
+                    ),
+                    ("threads_connected", services.sessions.count().to_string()),
+                    ("uptime", services.started.elapsed().as_secs().to_string()),
                     ("rapid_service_status", "ON".into()),
                     ("rapid_cluster_status", "ON".into()),
                     (
                         "rapid_cluster_nodes",
-                        self.sources.cluster.node_status().len().to_string(),
+                        self.services.cluster.node_status().len().to_string(),
                     ),
                     (
                         "rapid_change_propagation_batches",
@@ -166,7 +194,7 @@ impl PerformanceSchema {
                 ))
             }
             "rpd_nodes" => {
-                let nodes = self.sources.cluster.node_status();
+                let nodes = self.services.cluster.node_status();
                 Some((
                     Arc::new(Schema::new(vec![
                         int("id"),
@@ -197,7 +225,7 @@ impl PerformanceSchema {
                 ))
             }
             "rpd_table_id" => {
-                let rows = table_rows(&self.sources);
+                let rows = table_rows(&self.services);
                 let names: Vec<String> = rows.iter().map(|r| r.name.to_string()).collect();
                 Some((
                     Arc::new(Schema::new(vec![
@@ -215,7 +243,7 @@ impl PerformanceSchema {
                 ))
             }
             "rpd_tables" => {
-                let rows = table_rows(&self.sources);
+                let rows = table_rows(&self.services);
                 let timestamp = |n: &str| {
                     Field::new(
                         n,
@@ -270,9 +298,44 @@ impl PerformanceSchema {
                     ],
                 ))
             }
+            "processlist" => {
+                let sessions = self.services.sessions.list();
+                Some((
+                    Arc::new(Schema::new(vec![
+                        int("id"),
+                        text("user"),
+                        text("host"),
+                        text("db"),
+                        text("command"),
+                        int("time"),
+                        text("state"),
+                        text("info"),
+                    ])),
+                    process_columns(&sessions),
+                ))
+            }
             _ => None,
         }
     }
+}
+
+/// The columns of a process list (`SHOW PROCESSLIST` and
+/// `performance_schema.processlist`).
+pub(super) fn process_columns(sessions: &[super::ProcessInfo]) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(Int64Array::from_iter_values(
+            sessions.iter().map(|s| s.id as i64),
+        )),
+        strings(sessions.iter().map(|s| Some(s.user.as_str()))),
+        strings(sessions.iter().map(|s| Some(s.host.as_str()))),
+        strings(sessions.iter().map(|s| Some(s.database.as_str()))),
+        strings(sessions.iter().map(|s| Some(s.command))),
+        Arc::new(Int64Array::from_iter_values(
+            sessions.iter().map(|s| s.time as i64),
+        )),
+        strings(sessions.iter().map(|s| Some(s.state))),
+        strings(sessions.iter().map(|s| s.info.as_deref())),
+    ]
 }
 
 #[async_trait]

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use ahash::AHashSet;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::buffer::BooleanBuffer;
-use arrow::compute::{cast, concat_batches};
+use arrow::compute::cast;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use super::StoreError;
+use super::builder::{Pending, encode_chunk, normalise, reserve};
 use super::chunk::Chunk;
-use super::loader::{compact, reserve};
 use super::memory::NodeMemory;
 use super::placement::Partitioner;
 use super::table::{ColumnarTable, Partition};
@@ -120,7 +120,7 @@ impl ColumnarTable {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let batch = self.to_logical(batch)?;
+            let batch = normalise(&self.name, &self.logical_schema, &self.placement, batch)?;
             for (p, piece) in row_partitioner.split(&batch, 0).map_err(arrow_error)? {
                 appended[p].push(piece);
             }
@@ -153,39 +153,6 @@ impl ColumnarTable {
             encodings: self.encodings.clone(),
             placement: self.placement.clone(),
             partitions: rebuilt,
-        })
-    }
-
-    /// Check incoming rows against the table's logical schema.
-    fn to_logical(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
-        if batch.num_columns() != self.logical_schema.fields().len() {
-            return Err(StoreError::InvalidData {
-                table: self.name.clone(),
-                column: None,
-                reason: format!(
-                    "changed rows have {} columns where the table has {}",
-                    batch.num_columns(),
-                    self.logical_schema.fields().len()
-                ),
-            });
-        }
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(self.logical_schema.fields())
-            .map(|(column, field)| {
-                as_logical(column, field.data_type()).map_err(|e| StoreError::InvalidData {
-                    table: self.name.clone(),
-                    column: Some(field.name().clone()),
-                    reason: e.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        RecordBatch::try_new(Arc::clone(&self.logical_schema), columns).map_err(|source| {
-            StoreError::Arrow {
-                table: self.name.clone(),
-                source,
-            }
         })
     }
 
@@ -301,18 +268,21 @@ impl ColumnarTable {
             }
             chunks = kept;
         }
-        appended.retain(|b| b.num_rows() > 0);
-        if !appended.is_empty() {
-            let all = concat_batches(&self.logical_schema, &appended).map_err(arrow_error)?;
-            let mut offset = 0;
-            while offset < all.num_rows() {
-                let length = chunk_rows.min(all.num_rows() - offset);
-                let piece = compact(&[all.slice(offset, length)]).map_err(arrow_error)?;
-                let chunk = Chunk::build(piece, &self.encodings, &self.physical_schema)
-                    .map_err(arrow_error)?;
-                chunks.push(Arc::new(reserve(chunk, node, &self.name, 0)?));
-                offset += length;
-            }
+        let mut pending = Pending::default();
+        for batch in appended {
+            pending.push(batch);
+        }
+        let mut pieces = pending.take_chunks(chunk_rows);
+        pieces.extend(pending.take_chunks(0));
+        for piece in pieces {
+            let chunk = encode_chunk(
+                &self.name,
+                &piece,
+                &self.encodings,
+                &self.physical_schema,
+                None,
+            )?;
+            chunks.push(Arc::new(reserve(chunk, node, &self.name, 0)?));
         }
         Ok(Partition {
             node: partition.node,

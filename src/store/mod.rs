@@ -15,12 +15,11 @@
 //!                └─ …            every partition holds a Reservation on its node
 //! ```
 
+mod builder;
 mod chunk;
 mod delta;
-mod loader;
 mod memory;
 mod placement;
-mod sources;
 mod table;
 
 use arrow::error::ArrowError;
@@ -28,14 +27,13 @@ use thiserror::Error;
 
 use crate::catalog::TableName;
 use crate::config::human_bytes;
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, MySqlCode, codes};
 
+pub use builder::{Layout, LoadProgress, TableBuilder};
 pub use chunk::{Chunk, ColumnEncoding, ZoneMap, logical_type};
 pub use delta::ChangeSet;
-pub use loader::{LoadProgress, TableLoader};
 pub use memory::{NodeMemory, Reservation};
 pub use placement::Partitioner;
-pub use sources::SourceTableBuilder;
 pub use table::{ColumnarTable, Partition};
 
 #[derive(Debug, Error)]
@@ -84,6 +82,17 @@ impl StoreError {
             StoreError::InvalidData { .. } | StoreError::Arrow { .. } => ErrorKind::Data,
             StoreError::Source { .. } => ErrorKind::Data,
             StoreError::Interrupted { .. } => ErrorKind::Interrupted,
+        }
+    }
+
+    pub fn code(&self) -> MySqlCode {
+        match self {
+            StoreError::OutOfMemory { .. } => codes::ENGINE_OUT_OF_MEMORY,
+            StoreError::InvalidData { .. } | StoreError::Arrow { .. } => {
+                codes::TRUNCATED_WRONG_VALUE_FOR_FIELD
+            }
+            StoreError::Source { .. } => codes::SECONDARY_ENGINE_PLUGIN,
+            StoreError::Interrupted { .. } => codes::QUERY_INTERRUPTED,
         }
     }
 }

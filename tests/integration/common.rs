@@ -3,11 +3,7 @@ use std::sync::Arc;
 use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use lakewave::cancel::Cancel;
-use lakewave::catalog::TableName;
-use lakewave::cluster::{LoadRequest, TableStatus};
-use lakewave::config::EngineConfig;
-use lakewave::instance::Instance;
-use lakewave::sql::Session;
+use lakewave::instance::{EngineConfig, Instance, LoadOptions, Session, TableName, TableStatus};
 
 pub struct Db {
     pub instance: Arc<Instance>,
@@ -27,6 +23,19 @@ impl Db {
         let instance = Instance::open(config, path).unwrap();
         let session = instance.session().unwrap();
         Db { instance, session }
+    }
+
+    /// Another session on the same instance.
+    pub fn other(&self) -> Db {
+        Db {
+            instance: Arc::clone(&self.instance),
+            session: self.instance.session().unwrap(),
+        }
+    }
+
+    /// Close the instance (releasing its database file).
+    pub fn close(self) {
+        self.instance.close();
     }
 
     /// Run statements, expecting them to work.
@@ -70,16 +79,20 @@ impl Db {
         batches: Vec<RecordBatch>,
         replace: bool,
     ) -> lakewave::Result<TableStatus> {
-        let request = LoadRequest {
+        let options = LoadOptions {
             name: TableName::parse(name, "main").unwrap(),
             primary_key: key.iter().map(|s| s.to_string()).collect(),
-            placement_keys: vec![],
+            partition_by: vec![],
             replace,
-            source_name: "a test".into(),
         };
-        let source = Box::new(batches.into_iter().map(Ok));
-        self.instance
-            .load_batches(&request, schema, source, &Cancel::new(), &mut |_| {})
+        self.session.load_batches(
+            &options,
+            schema,
+            batches.into_iter().map(Ok),
+            "a test",
+            &Cancel::new(),
+            &mut |_| {},
+        )
     }
 }
 

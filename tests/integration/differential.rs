@@ -175,3 +175,80 @@ fn offload_on_and_off_agree_after_random_dml() {
         run(seed, steps / 3);
     }
 }
+
+/// Several sessions write at once (their transactions interleave and wait
+/// for each other's locks); between their statements another session checks
+/// that ON and OFF agree on the committed state.
+#[test]
+fn offload_on_and_off_agree_while_several_sessions_write() {
+    let steps: usize = std::env::var("LAKEWAVE_DIFF_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1500);
+    let db = Db::new(&[
+        ("nodes", "2"),
+        ("chunk_rows", "64"),
+        ("partitions_per_node", "2"),
+    ]);
+    db.exec(
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, grp INT NOT NULL, amount DECIMAL(12,2), \
+         city VARCHAR(10), day DATE, flag BOOLEAN)",
+    );
+    let mut rng = Rng(77);
+    let rows: Vec<String> = (0..300).map(|id| random_value_row(&mut rng, id)).collect();
+    db.exec(&format!("INSERT INTO t VALUES {}", rows.join(", ")));
+    db.exec("ALTER TABLE t SECONDARY_LOAD");
+    let pause = std::sync::RwLock::new(());
+    let history = std::sync::Mutex::new(Vec::<String>::new());
+    let writers_done = std::sync::atomic::AtomicUsize::new(0);
+    const WRITERS: u64 = 3;
+    std::thread::scope(|scope| {
+        for w in 0..WRITERS {
+            let session = db.other();
+            let (pause, history, done) = (&pause, &history, &writers_done);
+            scope.spawn(move || {
+                let mut rng = Rng(1000 + w);
+                let mut step = 0;
+                while step < steps / WRITERS as usize {
+                    let in_transaction = rng.chance(20);
+                    let statements = if in_transaction { 1 + rng.below(5) } else { 1 };
+                    // The checker waits for whole transactions, never for a
+                    // writer that waits for another's lock.
+                    let _guard = pause.read().unwrap();
+                    if in_transaction {
+                        session.exec("BEGIN");
+                    }
+                    for _ in 0..statements {
+                        let statement = random_dml(&mut rng);
+                        let _ = session.sql(&statement);
+                        history
+                            .lock()
+                            .unwrap()
+                            .push(format!("session {w}: {statement}"));
+                        step += 1;
+                    }
+                    if in_transaction {
+                        let end = if rng.chance(70) { "COMMIT" } else { "ROLLBACK" };
+                        session.exec(end);
+                        history.lock().unwrap().push(format!("session {w}: {end}"));
+                    }
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let checker = db.other();
+        let mut rng = Rng(4242);
+        let mut checks = 0;
+        while writers_done.load(std::sync::atomic::Ordering::SeqCst) < WRITERS as usize
+            || checks < QUERIES.len()
+        {
+            let _quiet = pause.write().unwrap();
+            let seen = history.lock().unwrap().clone();
+            check(&checker, &mut rng, 4242, seen.len(), &seen);
+            checks += 1;
+            drop(_quiet);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(checks > 10, "only {checks} checks ran beside the writers");
+    });
+}

@@ -84,7 +84,7 @@ fn csv_json_and_parquet_in_place_and_loaded_give_the_same_answers() {
     for table in ["sales", "events", "numbers"] {
         db.exec(&format!("ALTER TABLE {table} SECONDARY_LOAD"));
     }
-    assert!(engine(&db, queries[0]).contains("cluster"));
+    assert!(engine(&db, queries[0]).contains("cluster (offloaded"));
     let loaded: Vec<Vec<String>> = queries.iter().map(|q| db.rows(q)).collect();
     assert_eq!(in_place, loaded);
     db.exec("SET use_secondary_engine = OFF");
@@ -115,7 +115,7 @@ fn external_tables_survive_a_restart() {
         db.exec("ALTER TABLE t SECONDARY_LOAD");
     }
     let db = Db::open(Some(&file), &[]);
-    assert!(engine(&db, "SELECT sum(a) FROM t").contains("cluster"));
+    assert!(engine(&db, "SELECT sum(a) FROM t").contains("cluster (offloaded"));
     assert_eq!(db.rows("SELECT sum(a), max(b) FROM t"), vec!["3|y"]);
 }
 

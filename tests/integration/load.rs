@@ -22,7 +22,7 @@ fn a_load_is_partitioned_chunked_and_encoded() {
         status.chunks
     );
     assert_eq!(status.dictionary_columns, vec!["category".to_string()]);
-    let nodes = db.instance.cluster().node_status();
+    let nodes = db.instance.nodes();
     assert!(
         nodes.iter().all(|n| n.used > 0),
         "both nodes hold data: {nodes:?}"
@@ -48,7 +48,8 @@ fn equal_keys_share_a_partition() {
     db.load("twice", &["id"], batches).unwrap();
     let table = db
         .instance
-        .cluster()
+        .services()
+        .cluster
         .table(&lakewave::catalog::TableName::new("main", "twice"))
         .unwrap();
     // Every id appears twice, and both copies sit in one partition.
@@ -123,7 +124,8 @@ fn a_load_that_does_not_fit_fails_whole_and_frees_its_memory() {
     assert!(text.contains("main.big") && text.contains("node"), "{text}");
     assert!(
         db.instance
-            .cluster()
+            .services()
+            .cluster
             .node_status()
             .iter()
             .all(|n| n.used == 0)
@@ -137,14 +139,14 @@ fn a_load_that_does_not_fit_fails_whole_and_frees_its_memory() {
 fn a_failed_replace_keeps_the_old_table() {
     let db = Db::new(&[("memory_per_node", "256KiB"), ("nodes", "1")]);
     db.load("t", &["id"], orders(1000, 500)).unwrap();
-    let used = db.instance.cluster().node_status()[0].used;
+    let used = db.instance.nodes()[0].used;
     let schema = orders(1, 1)[0].schema();
     let err = db
         .load_with_schema("t", &["id"], schema, orders(200_000, 10_000), true)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::OutOfMemory);
     assert_eq!(db.rows("SELECT count(*) FROM t"), vec!["1000"]);
-    assert_eq!(db.instance.cluster().node_status()[0].used, used);
+    assert_eq!(db.instance.nodes()[0].used, used);
 }
 
 #[test]
@@ -167,7 +169,7 @@ fn bad_input_is_a_typed_error_that_names_the_column() {
 fn unloading_gives_memory_back() {
     let db = Db::new(&[]);
     db.load("t", &["id"], orders(50_000, 5000)).unwrap();
-    assert!(db.instance.cluster().node_status()[0].used > 0);
+    assert!(db.instance.nodes()[0].used > 0);
     db.sql("DROP TABLE t").unwrap();
-    assert_eq!(db.instance.cluster().node_status()[0].used, 0);
+    assert_eq!(db.instance.nodes()[0].used, 0);
 }

@@ -8,5 +8,6 @@ mod lakehouse;
 mod load;
 mod refresh;
 mod rowstore;
+mod sessions;
 mod slt;
 mod sql;

@@ -25,7 +25,8 @@ fn refresh(db: &Db, table: &str) -> String {
 fn check_against_in_place_and_full_reload(db: &Db, location: &str, format: &str, query: &str) {
     let loaded = db.rows(&query.replace("{t}", "t"));
     assert!(
-        db.rows(&format!("EXPLAIN {}", query.replace("{t}", "t")))[0].contains("cluster"),
+        db.rows(&format!("EXPLAIN {}", query.replace("{t}", "t")))[0]
+            .contains("cluster (offloaded"),
         "the loaded table is queried in the cluster"
     );
     db.exec("DROP TABLE IF EXISTS fresh");
@@ -51,7 +52,7 @@ fn log_file(version: u64, suffix: &str) -> String {
 
 #[test]
 fn delta_refresh_applies_each_deletion_vector_commit() {
-    let root = golden_root().expect("the Delta golden tables (shared/delta-golden) are needed");
+    let root = golden_root().expect("the Delta golden tables (tests/data/delta-golden) are needed");
     let source = root.join("dv-partitioned-with-checkpoint/delta");
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("dv");
@@ -344,7 +345,7 @@ fn bad_files_fail_the_load_or_refresh_whole_and_keep_the_loaded_version() {
 
 #[test]
 fn a_truncated_delta_commit_fails_the_refresh_and_keeps_the_loaded_version() {
-    let root = golden_root().expect("the Delta golden tables (shared/delta-golden) are needed");
+    let root = golden_root().expect("the Delta golden tables (tests/data/delta-golden) are needed");
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("t");
     copy_dir(&root.join("basic-with-inserts-updates/delta"), &table);

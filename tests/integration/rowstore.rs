@@ -37,7 +37,7 @@ fn dml_on_the_row_store_and_offload_give_the_same_answers() {
     );
     db.exec("ALTER TABLE orders SECONDARY_LOAD");
     assert!(
-        engine(&db, query).contains("cluster"),
+        engine(&db, query).contains("cluster (offloaded"),
         "{}",
         engine(&db, query)
     );
@@ -84,7 +84,7 @@ fn transactions_are_atomic_and_statements_undo_only_themselves() {
     );
     db.exec("ROLLBACK");
     assert_eq!(db.rows(q), vec!["3"]);
-    assert!(engine(&db, q).contains("cluster"));
+    assert!(engine(&db, q).contains("cluster (offloaded"));
     db.exec("BEGIN; INSERT INTO orders (order_id, product) VALUES (12, 'c'); COMMIT");
     assert_eq!(db.rows(q), vec!["4"]);
 }
@@ -173,8 +173,8 @@ fn status_tables_show_loaded_tables_and_nodes() {
     assert_eq!(
         rows,
         vec![
-            "main.orders|AVAIL_RPDGSTABSTATE|RAPID_LOAD_POOL_TRANSACTIONAL|3",
-            "shop.items|AVAIL_RPDGSTABSTATE|RAPID_LOAD_POOL_TRANSACTIONAL|2",
+            "main.orders|AVAIL_RPDGSTABSTATE|TRANSACTIONAL|3",
+            "shop.items|AVAIL_RPDGSTABSTATE|TRANSACTIONAL|2",
         ]
     );
     assert_eq!(
@@ -228,17 +228,17 @@ fn ddl_on_a_loaded_table_is_carried_over() {
     db.exec("ALTER TABLE orders SECONDARY_LOAD");
     db.exec("ALTER TABLE orders RENAME TO purchases");
     let q = "SELECT count(*) FROM purchases";
-    assert!(engine(&db, q).contains("cluster"));
+    assert!(engine(&db, q).contains("cluster (offloaded"));
     assert_eq!(db.rows(q), vec!["3"]);
     db.exec("ALTER TABLE purchases ADD COLUMN rating INT");
     db.exec("UPDATE purchases SET rating = 5 WHERE order_id = 1");
-    assert!(engine(&db, "SELECT rating FROM purchases").contains("cluster"));
+    assert!(engine(&db, "SELECT rating FROM purchases").contains("cluster (offloaded"));
     assert_eq!(db.rows("SELECT sum(rating) FROM purchases"), vec!["5"]);
     db.exec("ALTER TABLE purchases DROP COLUMN note");
     assert_eq!(db.rows("SELECT count(*) FROM information_schema.columns WHERE table_name = 'purchases' AND table_catalog = 'lakewave'"), vec!["7"]);
     db.exec("TRUNCATE TABLE purchases");
     assert_eq!(db.rows(q), vec!["0"]);
-    assert!(engine(&db, q).contains("cluster"));
+    assert!(engine(&db, q).contains("cluster (offloaded"));
     db.exec("DROP TABLE purchases");
     assert_eq!(db.sql(q).unwrap_err().kind(), ErrorKind::TableNotFound);
     assert_eq!(
@@ -259,7 +259,11 @@ fn restart_brings_loaded_tables_back_and_keeps_propagating() {
     }
     let db = Db::open(Some(&path), &[]);
     let q = "SELECT order_id FROM orders ORDER BY order_id";
-    assert!(engine(&db, q).contains("cluster"), "{}", engine(&db, q));
+    assert!(
+        engine(&db, q).contains("cluster (offloaded"),
+        "{}",
+        engine(&db, q)
+    );
     assert_eq!(db.rows(q), vec!["1", "3"]);
     db.exec("INSERT INTO orders (order_id, product) VALUES (8, 'y')");
     assert_eq!(db.rows(q), vec!["1", "3", "8"]);
@@ -298,7 +302,7 @@ fn running_out_of_memory_makes_a_table_stale_and_it_recovers() {
         assert!(Instant::now() < deadline, "the table was never reloaded");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(engine(&db, q).contains("cluster"));
+    assert!(engine(&db, q).contains("cluster (offloaded"));
     assert_eq!(db.rows(q), vec!["100"]);
 }
 
@@ -349,7 +353,7 @@ fn a_batch_that_cannot_be_applied_marks_the_table_stale_until_reloaded() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(engine(&db, "SELECT count(*) FROM orders").contains("stale"));
     db.exec("ALTER TABLE orders SECONDARY_UNLOAD; ALTER TABLE orders SECONDARY_LOAD");
-    assert!(engine(&db, "SELECT count(*) FROM orders").contains("cluster"));
+    assert!(engine(&db, "SELECT count(*) FROM orders").contains("cluster (offloaded"));
     assert_eq!(
         db.rows("SELECT amount FROM orders WHERE order_id = 1"),
         vec!["12.00"]
@@ -367,11 +371,11 @@ fn a_full_disk_or_a_read_only_file_is_an_operational_error_that_changes_nothing(
         let pages: i64 = db
             .session
             .connection()
-            .read(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)))
+            .with_conn(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0)))
             .unwrap();
         db.session
             .connection()
-            .read(|c| c.pragma_update(None, "max_page_count", pages + 1))
+            .with_conn(|c| c.pragma_update(None, "max_page_count", pages + 1))
             .unwrap();
         let values: Vec<String> = (100..3000)
             .map(|i| {

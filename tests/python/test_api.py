@@ -153,13 +153,18 @@ def test_cursor_dbapi(db: lw.Connection) -> None:
     with db.cursor() as cur:
         cur.execute("SELECT id, city FROM t WHERE id < $1 ORDER BY id", [3])
         assert [d[0] for d in cur.description] == ["id", "city"]
-        assert cur.rowcount == 3
+        # Rows of a query are streamed, not counted first (PEP 249 allows -1).
+        assert cur.rowcount == -1
         assert cur.fetchone() == (0, "Paris")
         assert cur.fetchmany(5) == [(1, "Oslo"), (2, "Lima")]
         assert cur.fetchone() is None
         cur.execute("SELECT count(*) FROM t")
         assert list(cur) == [(10,)]
-        assert cur.fetch_arrow_table().num_rows == 1
+        # The Arrow fetch continues the same execution: nothing is left.
+        assert cur.fetch_arrow_table().num_rows == 0
+        cur.execute("SELECT id FROM t ORDER BY id")
+        assert cur.fetchone() == (0,)
+        assert cur.fetch_arrow_table().column("id").to_pylist() == list(range(1, 10))
     with pytest.raises(lw.InterfaceError):
         cur.execute("SELECT 1")
 
@@ -192,5 +197,5 @@ def test_progress_callback_sees_rows(db: lw.Connection) -> None:
 
 def test_two_connections_share_tables(db: lw.Connection) -> None:
     db.load("t", sample_table(10))
-    other = lw.Connection(db._inner.duplicate())
+    other = lw.Connection(db._inner.new_session())
     assert other.sql("SELECT count(*) FROM t").fetchone() == (10,)

@@ -107,7 +107,7 @@ def test_loaded_tables_and_stale_status_from_python(tmp_path) -> None:
     db.sql("ALTER TABLE orders SECONDARY_LOAD")
     (table,) = db.loaded_tables()
     assert table["name"] == "main.orders"
-    assert table["pool_type"] == "RAPID_LOAD_POOL_TRANSACTIONAL"
+    assert table["pool_type"] == "TRANSACTIONAL"
     assert table["load_status"] == "AVAIL_RPDGSTABSTATE"
     assert table["nrows"] == 2
     # Another client writes a value the DECIMAL column cannot hold.
@@ -130,7 +130,7 @@ def test_reopening_brings_back_loaded_tables(tmp_path) -> None:
     _orders(db)
     db.sql("ALTER TABLE orders SECONDARY_LOAD")
     db.sql("UPDATE orders SET amount = 1")
-    del db
+    db.close()
     again = lw.connect(path)
     assert "cluster" in _engine(again, "SELECT sum(amount) FROM orders")
     assert again.sql("SELECT sum(amount) FROM orders").fetchone() == (2.0,)
@@ -140,7 +140,7 @@ def test_a_read_only_database_refuses_writes(tmp_path) -> None:
     path = tmp_path / "ro.db"
     db = lw.connect(path)
     _orders(db)
-    del db
+    db.close()
     ro = lw.connect(f"file:{path}?mode=ro")
     with pytest.raises(lw.OperationalError, match="read-only"):
         ro.sql("INSERT INTO orders (order_id) VALUES (3)")
@@ -203,4 +203,4 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path) -> None:
         assert on == off, f"round {round_}: the cluster differs from the row store"
         with sqlite3.connect(path) as raw:
             assert raw.execute("SELECT count(*) FROM t").fetchone()[0] == len(off)
-        del db
+        db.close()

@@ -174,3 +174,54 @@ def test_two_instances_over_one_bucket(s3, tmp_path) -> None:
         for child in children:
             child.kill()
             child.wait()
+
+
+def test_load_reads_files_from_s3_with_the_lakehouse_readers(s3, tmp_path) -> None:
+    client, _, options = s3
+    local = tmp_path / "items.parquet"
+    pq.write_table(pa.table({"id": list(range(100)), "w": [i % 7 for i in range(100)]}), local)
+    client.upload_file(str(local), BUCKET, "direct/items.parquet")
+    db = lw.connect(nodes=2)
+    info = db.load("items", f"s3://{BUCKET}/direct/items.parquet", primary_key="id", storage_options=options)
+    assert info["rows"] == 100
+    assert db.sql("SELECT sum(w) FROM items").fetchone() == (sum(i % 7 for i in range(100)),)
+    assert db.loaded_tables()[0]["pool_type"] == "SNAPSHOT"
+    with pytest.raises(lw.OperationalError) as missing:
+        db.load("gone", f"s3://{BUCKET}/direct/nothing/", storage_options=options, format="parquet")
+    assert missing.value.errno == 1017
+    with pytest.raises(lw.InterfaceError):
+        db.load("x", pa.table({"a": [1]}), storage_options=options)
+
+
+def test_secrets_never_reach_the_database_file(s3, tmp_path) -> None:
+    client, endpoint, options = s3
+    local = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"id": [1, 2]}), local)
+    client.upload_file(str(local), BUCKET, "secret/s.parquet")
+    path = tmp_path / "secret.db"
+    # moto accepts any credentials; these are the ones that must not leak.
+    secret = "q'uo\"te\\back-slash-ünïcödé-Ω"
+    token = "tok'en\\Ω-session"
+    db = lw.connect(path)
+    db.create_external_table(
+        "s",
+        f"s3://{BUCKET}/secret/",
+        storage_options={**options, "secret_access_key": secret, "session_token": token},
+    )
+    escaped = secret.replace("'", "''")
+    db.sql(
+        f"CREATE EXTERNAL TABLE s2 FILE_FORMAT = (FORMAT parquet) FILES = (URI 's3://{BUCKET}/secret/') "
+        f"STORAGE_OPTIONS = ('endpoint' '{endpoint}', 'access_key_id' 'test', 'region' 'us-east-1', "
+        f"'allow_http' 'true', 'secret_access_key' '{escaped}')"
+    )
+    db.sql("ALTER TABLE s2 SECONDARY_LOAD")
+    assert db.sql("SELECT count(*) FROM s2").fetchone() == (2,)
+    with pytest.raises(lw.Error) as failed:
+        db.sql(f"CREATE EXTERNAL TABLE s3 FILE_FORMAT = (FORMAT nope) FILES = (URI 'x') "
+               f"STORAGE_OPTIONS = ('secret_access_key' '{escaped}')")
+    assert secret not in str(failed.value) and escaped not in str(failed.value)
+    db.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("secret.db"))
+    assert b"us-east-1" in data, "the definitions are in the file"
+    for value in (secret, escaped, token, "q'uo", "ünïcödé"):
+        assert value.encode() not in data, f"{value!r} reached the database file"
