@@ -175,7 +175,13 @@ class Connection:
         if isinstance(source, (str, os.PathLike)):
             location = os.fspath(source)
             return self._inner.load_files(
-                name, location, format, keys, placement, replace, _string_map(storage_options, "storage_options")
+                name,
+                location,
+                format,
+                keys,
+                placement,
+                replace,
+                _string_map(storage_options, "storage_options"),
             )
         if format is not None or storage_options is not None:
             raise InterfaceError("format and storage_options apply to files, not to Arrow data")

@@ -319,6 +319,17 @@ pub async fn open_external(
         }
     }
     data_files.sort_by(|a, b| a.path.cmp(&b.path));
+    if def.format == FileFormat::Parquet {
+        // The parquet crate panics on some corrupt footers: check local
+        // files' frames before it sees them.
+        for file in &data_files {
+            if let Some(path) = file.path.strip_prefix("file://")
+                && std::path::Path::new(path).is_file()
+            {
+                super::check_footer(std::path::Path::new(path))?;
+            }
+        }
+    }
     let inferred = match options.infer_schema(state, &urls[0]).await {
         Ok(schema) => schema,
         Err(error) => return Err(unreadable_file(&def, &options, state, &data_files, error).await),

@@ -29,7 +29,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Error)]
 pub enum LakehouseError {
-    #[error("external table '{table}': cannot use location '{location}': {reason}")]
+    #[error("table '{table}': cannot use location '{location}': {reason}")]
     Location {
         table: String,
         location: String,

@@ -75,7 +75,7 @@ impl Session {
         text: &str,
         work: std::result::Result<T, Error>,
     ) -> Result<T> {
-        let kept = tokio::task::spawn_blocking(move || match work {
+        tokio::task::spawn_blocking(move || match work {
             Ok(value) => statement.finish().map(|()| value).map_err(Error::from),
             Err(error) => {
                 drop(statement);
@@ -83,8 +83,7 @@ impl Session {
             }
         })
         .await
-        .map_err(|e| super::task_failed(text, e))?;
-        kept
+        .map_err(|e| super::task_failed(text, e))?
     }
 
     /// Run a query on the row store (never offloaded: DML reads what it writes).
@@ -242,7 +241,7 @@ impl Session {
 
     fn parse_internal(sql: &str, text: &str) -> Result<Statement> {
         let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
-            .map_err(|e| datafusion_error(text, e.into()))?;
+            .map_err(|e| datafusion_error(text, e))?;
         statements.pop_front().ok_or_else(|| {
             SqlError::Syntax {
                 statement: abbreviate(text),

@@ -426,7 +426,7 @@ impl super::Session {
 
 fn parse_view(view: &View) -> Result<Statement> {
     let mut statements = DFParser::parse_sql_with_dialect(&view.sql, &GenericDialect {})
-        .map_err(|e| datafusion_error(&view.sql, e.into()))?;
+        .map_err(|e| datafusion_error(&view.sql, e))?;
     statements.pop_front().ok_or_else(|| {
         SqlError::Plan {
             statement: abbreviate(&view.sql),

@@ -222,7 +222,7 @@ impl Session {
             return self.create_external(def, piece).await;
         }
         let mut statements = DFParser::parse_sql_with_dialect(piece, &GenericDialect {})
-            .map_err(|e| datafusion_error(piece, e.into()))?;
+            .map_err(|e| datafusion_error(piece, e))?;
         let Some(statement) = statements.pop_front() else {
             return Err(SqlError::Syntax {
                 statement: abbreviate(piece),

@@ -326,7 +326,7 @@ impl Session {
             query,
             &datafusion::sql::sqlparser::dialect::GenericDialect {},
         )
-        .map_err(|e| super::datafusion_error(text, e.into()))?;
+        .map_err(|e| super::datafusion_error(text, e))?;
         let statement = statements
             .pop_front()
             .ok_or_else(|| syntax(text, "no value"))?;

@@ -46,8 +46,12 @@ def test_load_arrow_and_query_every_way(db: lw.Connection) -> None:
     rows = res.fetchall()
     assert rows[0] == ("Lima", 250, sum(i * 0.5 for i in range(2, 1000, 4)))
     assert rows[-1][0] is None
-    assert res.fetchone() == rows[0]
-    assert res.fetchmany(2) == rows[:2]
+    # The fetches advanced over one execution: nothing is left.
+    assert res.fetchone() is None
+    assert res.fetchmany(2) == []
+    again = db.sql("SELECT city, count(*) AS n, sum(price) AS total FROM sales GROUP BY city ORDER BY city")
+    assert again.fetchone() == rows[0]
+    assert again.fetchmany(2) == rows[1:3]
     assert res.columns == ["city", "n", "total"]
 
 

@@ -87,18 +87,21 @@ def test_bad_options_are_interface_errors() -> None:
 def test_bad_sources(db: lw.Connection, tmp_path: Path) -> None:
     with pytest.raises(lw.InterfaceError, match="cannot load a builtins.int"):
         db.load("t", 42)
-    with pytest.raises(lw.DataError, match="no such file"):
+    with pytest.raises(lw.OperationalError, match="no such file") as missing:
         db.load("t", tmp_path / "missing.parquet")
+    assert missing.value.errno == 1017
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(lw.InterfaceError, match="Parquet"):
+    with pytest.raises(lw.ProgrammingError, match="format"):
         db.load("t", tmp_path / "notes.txt")
+    with pytest.raises(lw.ColumnNotFoundError, match="missing_column"):
+        db.load("t", tmp_path / "notes.txt", format="csv", primary_key="missing_column")
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1 this is not parquet PAR1")
     with pytest.raises(lw.Error, match="corrupt.parquet"):
         db.load("t", corrupt)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(lw.DataError, match="no Parquet files"):
+    with pytest.raises(lw.OperationalError, match="no parquet files"):
         db.load("t", empty)
     with pytest.raises(lw.ProgrammingError, match="not a valid table name"):
         db.load("a.b.c", pa.table({"k": [1]}))

@@ -274,5 +274,5 @@ def test_refresh_interval_keeps_a_table_current(tmp_path) -> None:
     while db.sql("SELECT count(*) FROM feed").fetchone() != (3,):
         assert time.monotonic() < deadline, "not refreshed on its own"
         time.sleep(0.02)
-    with pytest.raises(lw.SqlSyntaxError, match="REFRESH_INTERVAL"):
+    with pytest.raises(lw.InterfaceError, match="refresh_interval"):
         db.create_external_table("bad", folder, refresh_interval=-1)

@@ -217,8 +217,10 @@ def test_secrets_never_reach_the_database_file(s3, tmp_path) -> None:
     db.sql("ALTER TABLE s2 SECONDARY_LOAD")
     assert db.sql("SELECT count(*) FROM s2").fetchone() == (2,)
     with pytest.raises(lw.Error) as failed:
-        db.sql(f"CREATE EXTERNAL TABLE s3 FILE_FORMAT = (FORMAT nope) FILES = (URI 'x') "
-               f"STORAGE_OPTIONS = ('secret_access_key' '{escaped}')")
+        db.sql(
+            f"CREATE EXTERNAL TABLE s3 FILE_FORMAT = (FORMAT nope) FILES = (URI 'x') "
+            f"STORAGE_OPTIONS = ('secret_access_key' '{escaped}')"
+        )
     assert secret not in str(failed.value) and escaped not in str(failed.value)
     db.close()
     data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("secret.db"))

@@ -14,8 +14,7 @@ import pyarrow as pa
 import pytest
 
 SLOW = (
-    "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, "
-    "generate_series(1, 100000) b"
+    "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
 )
 
 
@@ -159,7 +158,7 @@ def test_ctrl_c_stops_a_query_and_the_session_goes_on(db: lw.Connection) -> None
 
 
 def test_typed_helpers_take_any_value(db: lw.Connection, tmp_path) -> None:
-    folder = tmp_path / "it's a \"folder\""
+    folder = tmp_path / 'it\'s a "folder"'
     folder.mkdir()
     (folder / "a.csv").write_text("id|note\n1|x\n")
     db.create_external_table(
