@@ -420,7 +420,9 @@ impl Session {
         let name = entry.name().clone();
         match entry {
             Entry::Row(table) => {
-                services.propagator.unload(&name);
+                let unloaded = name.clone();
+                self.with_propagator(text, move |p| p.unload(&unloaded))
+                    .await?;
                 let table = Arc::clone(table);
                 self.blocking(text, move |conn| conn.drop_table(&table))
                     .await?;
@@ -508,7 +510,11 @@ impl Session {
             .collect();
         for entry in &entries {
             match entry {
-                Entry::Row(_) => self.services.propagator.unload(entry.name()),
+                Entry::Row(_) => {
+                    let unloaded = entry.name().clone();
+                    self.with_propagator(text, move |p| p.unload(&unloaded))
+                        .await?;
+                }
                 Entry::External(_) | Entry::Cluster(_) => {
                     self.services.cluster.unload(entry.name());
                     self.services.externals.forget(entry.name());
@@ -587,7 +593,9 @@ impl Session {
                 self.services.catalog.rename(&name, &to)?;
                 if loaded {
                     // Carried over: the cluster copy and its propagation follow.
-                    self.services.propagator.rename(&name, &to);
+                    let (from, target) = (name.clone(), to.clone());
+                    self.with_propagator(text, move |p| p.rename(&from, &target))
+                        .await?;
                 }
                 Ok(QueryResult::status(text, format!("renamed {name} to {to}")))
             }

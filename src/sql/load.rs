@@ -111,7 +111,9 @@ impl Session {
             Ok(loaded) => loaded,
             Err(error) => {
                 // As in HeatWave, a failed load leaves the table unloaded.
-                self.services.propagator.unload(name);
+                let unloaded = name.clone();
+                self.with_propagator(text, move |p| p.unload(&unloaded))
+                    .await?;
                 if self.services.catalog.resolve(name).is_some() {
                     let _ = self.set_capture(name, false, text).await;
                 }
@@ -151,7 +153,9 @@ impl Session {
         let name = self.parse_name(table)?;
         match self.services.catalog.require(&name)? {
             Entry::Row(_) => {
-                self.services.propagator.unload(&name);
+                let unloaded = name.clone();
+                self.with_propagator(text, move |p| p.unload(&unloaded))
+                    .await?;
                 self.set_capture(&name, false, text).await?;
                 Ok(QueryResult::status(
                     text,

@@ -457,6 +457,19 @@ impl Session {
             .map_err(Error::from)
     }
 
+    /// Run work on the propagator on a blocking thread: it waits for a
+    /// running propagation cycle or load.
+    pub(super) async fn with_propagator<T: Send + 'static>(
+        &self,
+        text: &str,
+        work: impl FnOnce(&crate::changes::Propagator) -> T + Send + 'static,
+    ) -> Result<T> {
+        let propagator = Arc::clone(&self.services.propagator);
+        tokio::task::spawn_blocking(move || work(&propagator))
+            .await
+            .map_err(|e| super::task_failed(text, e))
+    }
+
     /// End the session: roll back its transaction and leave the registry.
     pub fn close(&self) {
         let _ = self.conn.rollback();

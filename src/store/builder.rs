@@ -869,7 +869,10 @@ mod tests {
                 })
                 .collect();
             let low: Vec<&i64> = ids.iter().filter(|&&i| i < 10).collect();
-            assert!(low.len().is_multiple_of(2), "a key and its copy share a partition");
+            assert!(
+                low.len().is_multiple_of(2),
+                "a key and its copy share a partition"
+            );
         }
         let used = nodes[0].used() + nodes[1].used();
         assert!(used > 0);
