@@ -24,8 +24,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 DELAY = 0.3
 ROUNDS = 5
 CROSS_JOIN = (
-    "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, "
-    "generate_series(1, 100000) b"
+    "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
 )
 
 
@@ -106,7 +105,9 @@ def main() -> None:
 
     cases = {
         "ctrl_c_cross_join": lambda: ctrl_c(lambda: db.sql(CROSS_JOIN).fetchall()),
-        "kill_query_cross_join": lambda: kill_query(db, victim, lambda: victim.execute(CROSS_JOIN).fetchall()),
+        "kill_query_cross_join": lambda: kill_query(
+            db, victim, lambda: victim.execute(CROSS_JOIN).fetchall()
+        ),
         "kill_query_row_store_join": lambda: kill_query(db, victim, row_store_scan),
         "kill_query_lock_wait": lambda: kill_query(db, victim, lock_wait),
         "ctrl_c_load": lambda: ctrl_c(generated_load),
@@ -118,11 +119,15 @@ def main() -> None:
             "median_s": round(statistics.median(seconds), 4),
             "max_s": round(max(seconds), 4),
         }
-        print(f"{name:28} median {out[name]['median_s'] * 1000:7.1f} ms   max {out[name]['max_s'] * 1000:7.1f} ms")
+        print(
+            f"{name:28} median {out[name]['median_s'] * 1000:7.1f} ms   max {out[name]['max_s'] * 1000:7.1f} ms"
+        )
         # The instance goes on serving after every cancel.
         assert db.sql("SELECT count(*) FROM big").fetchone() == (2_000_000,)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cancel.json").write_text(json.dumps({"delay_s": DELAY, "rounds": ROUNDS, "cases": out}, indent=2))
+    (RESULTS / "cancel.json").write_text(
+        json.dumps({"delay_s": DELAY, "rounds": ROUNDS, "cases": out}, indent=2)
+    )
 
 
 if __name__ == "__main__":

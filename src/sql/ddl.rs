@@ -296,14 +296,9 @@ impl Session {
         let statement = datafusion::sql::parser::Statement::Statement(Box::new(
             datafusion::sql::sqlparser::ast::Statement::Query(create.query.clone()),
         ));
-        let resolver = self
-            .resolve(&statement, text, super::resolve::Purpose::RowStore)
+        let (_, plan) = self
+            .plan(statement, text, super::resolve::Purpose::RowStore)
             .await?;
-        let state = self.planning_state(&resolver);
-        let plan = state
-            .statement_to_plan(statement)
-            .await
-            .map_err(|e| super::datafusion_error(text, e))?;
         if !view.columns.is_empty() && plan.schema().fields().len() != view.columns.len() {
             return Err(SqlError::Plan {
                 statement: abbreviate(text),

@@ -23,10 +23,10 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use super::ddl::{last_ident, not_supported};
 use super::resolve::{Purpose, ROWID_CATALOG_NAME};
 use super::result::QueryResult;
-use super::{Session, SqlError, abbreviate, datafusion_error};
+use super::{Session, SqlError, abbreviate, datafusion_error, internal_error};
 use crate::cancel::Cancel;
 use crate::catalog::{ROWID_COLUMN, RowTable, TableName};
-use crate::error::{Error, ErrorKind, Result, codes};
+use crate::error::{Error, Result};
 use crate::rowstore::{InsertMode, RowStoreError, StatementTxn, quote};
 
 /// The position of `column` in `table`, or an error listing the valid ones.
@@ -39,16 +39,6 @@ fn column_position(table: &RowTable, column: &str, text: &str) -> Result<usize> 
         }
         .into()
     })
-}
-
-fn internal(text: &str, error: impl std::fmt::Display) -> Error {
-    SqlError::Execution {
-        statement: abbreviate(text),
-        message: error.to_string(),
-        kind: ErrorKind::Internal,
-        code: codes::INTERNAL_ERROR,
-    }
-    .into()
 }
 
 impl Session {
@@ -95,9 +85,7 @@ impl Session {
         cancel: &Cancel,
     ) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
         let df_error = |e| datafusion_error(text, e);
-        let resolver = self.resolve(&statement, text, Purpose::RowStore).await?;
-        let state = self.planning_state(&resolver);
-        let plan = state.statement_to_plan(statement).await.map_err(df_error)?;
+        let (state, plan) = self.plan(statement, text, Purpose::RowStore).await?;
         let mut frame = datafusion::dataframe::DataFrame::new(state, plan);
         if !params.is_empty() {
             frame = frame
@@ -175,7 +163,7 @@ impl Session {
                 }
                 .into());
             }
-            let batch = concat_batches(&schema, &batches).map_err(|e| internal(text, e))?;
+            let batch = concat_batches(&schema, &batches).map_err(|e| internal_error(text, e))?;
             let table = Arc::clone(&table);
             let columns = columns.clone();
             self.blocking(text, move |conn| {
@@ -204,7 +192,7 @@ impl Session {
             .iter()
             .map(|f| column_position(&table, f.name(), &text))
             .collect::<Result<_>>()?;
-        let batch = concat_batches(&schema, &batches).map_err(|e| internal(&text, e))?;
+        let batch = concat_batches(&schema, &batches).map_err(|e| internal_error(&text, e))?;
         let statement = self.begin_write(name, &text).await?;
         let work = self
             .blocking(&text, move |conn| {
@@ -293,16 +281,16 @@ impl Session {
         let statement = self.begin_write(&table.name, text).await?;
         let work = async {
             let (schema, batches) = self.rows_of(query, text, params, cancel).await?;
-            let batch = concat_batches(&schema, &batches).map_err(|e| internal(text, e))?;
+            let batch = concat_batches(&schema, &batches).map_err(|e| internal_error(text, e))?;
             let rowids = batch
                 .column(0)
                 .as_any()
                 .downcast_ref::<Int64Array>()
-                .ok_or_else(|| internal(text, "row ids are not Int64"))?
+                .ok_or_else(|| internal_error(text, "row ids are not Int64"))?
                 .clone();
             let values = batch
                 .project(&(1..batch.num_columns()).collect::<Vec<_>>())
-                .map_err(|e| internal(text, e))?;
+                .map_err(|e| internal_error(text, e))?;
             let table = Arc::clone(&table);
             let columns = columns.clone();
             self.blocking(text, move |conn| {
@@ -353,7 +341,7 @@ impl Session {
                     .column(0)
                     .as_any()
                     .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| internal(text, "row ids are not Int64"))?;
+                    .ok_or_else(|| internal_error(text, "row ids are not Int64"))?;
                 rowids.extend(ids.values().iter());
             }
             let rowids = Int64Array::from(rowids);

@@ -11,9 +11,9 @@ use datafusion::logical_expr::LogicalPlan;
 
 use super::resolve::Resolver;
 use super::result::QueryResult;
-use super::{Session, SqlError, abbreviate, datafusion_error};
+use super::{Session, abbreviate, datafusion_error, internal_error};
 use crate::cancel::Cancel;
-use crate::error::{Error, ErrorKind, Result, codes};
+use crate::error::{Error, Result};
 
 impl Session {
     pub(super) async fn explain(
@@ -53,25 +53,15 @@ impl Session {
                 let array: ArrayRef = Arc::new(StringArray::from(vec![cell]));
                 columns.push(
                     arrow::compute::cast(&array, field.data_type())
-                        .map_err(|e| internal(text, e))?,
+                        .map_err(|e| internal_error(text, e))?,
                 );
             }
             all.push(
                 RecordBatch::try_new(Arc::clone(&schema), columns)
-                    .map_err(|e| internal(text, e))?,
+                    .map_err(|e| internal_error(text, e))?,
             );
         }
         all.extend(batches);
         Ok(QueryResult::ready(text, schema, all))
     }
-}
-
-fn internal(text: &str, error: impl std::fmt::Display) -> Error {
-    SqlError::Execution {
-        statement: abbreviate(text),
-        message: error.to_string(),
-        kind: ErrorKind::Internal,
-        code: codes::INTERNAL_ERROR,
-    }
-    .into()
 }

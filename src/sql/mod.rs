@@ -260,6 +260,17 @@ fn own_error(error: DataFusionError) -> std::result::Result<Error, DataFusionErr
     }
 }
 
+/// A failure of lakewave's own while running `statement` (a bug).
+fn internal_error(statement: &str, error: impl std::fmt::Display) -> Error {
+    SqlError::Execution {
+        statement: abbreviate(statement),
+        message: error.to_string(),
+        kind: ErrorKind::Internal,
+        code: codes::INTERNAL_ERROR,
+    }
+    .into()
+}
+
 /// A blocking task of `statement` that panicked or was cancelled.
 fn task_failed(statement: &str, error: tokio::task::JoinError) -> Error {
     SqlError::Execution {

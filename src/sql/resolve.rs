@@ -417,6 +417,24 @@ impl super::Session {
         }
     }
 
+    /// Resolve `statement`'s names for `purpose` and plan it: the state it
+    /// was planned with (whose names resolve through the resolution) and the
+    /// logical plan.
+    pub(super) async fn plan(
+        &self,
+        statement: Statement,
+        text: &str,
+        purpose: Purpose,
+    ) -> Result<(SessionState, datafusion::logical_expr::LogicalPlan)> {
+        let resolver = self.resolve(&statement, text, purpose).await?;
+        let state = self.planning_state(&resolver);
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| datafusion_error(text, e))?;
+        Ok((state, plan))
+    }
+
     /// A planning state whose names resolve through `resolver`, with its
     /// database as the default.
     pub(super) fn planning_state(&self, resolver: &Arc<Resolver>) -> SessionState {

@@ -330,14 +330,9 @@ impl Session {
         let statement = statements
             .pop_front()
             .ok_or_else(|| syntax(text, "no value"))?;
-        let resolver = self
-            .resolve(&statement, text, super::resolve::Purpose::Query)
+        let (state, plan) = self
+            .plan(statement, text, super::resolve::Purpose::Query)
             .await?;
-        let state = self.planning_state(&resolver);
-        let plan = state
-            .statement_to_plan(statement)
-            .await
-            .map_err(|e| super::datafusion_error(text, e))?;
         let frame = datafusion::dataframe::DataFrame::new(state, plan);
         let batches = cancel
             .run(frame.collect())
