@@ -326,7 +326,13 @@ pub async fn open_external(
             if let Some(path) = file.path.strip_prefix("file://")
                 && std::path::Path::new(path).is_file()
             {
-                super::check_footer(std::path::Path::new(path))?;
+                super::check_footer(std::path::Path::new(path)).map_err(|e| match e {
+                    LakehouseError::Corrupt { path, reason } => LakehouseError::Corrupt {
+                        path: format!("{path} (table {})", def.name),
+                        reason,
+                    },
+                    other => other,
+                })?;
             }
         }
     }
