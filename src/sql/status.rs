@@ -75,10 +75,18 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
     let mut rows = Vec::new();
     let statuses = services.cluster.table_status();
     let propagated = services.propagator.tables();
+    let stats = services.propagator.stats();
+    // While cycles fail, every propagated table may be behind: say why.
+    let failing = stats.last_error.as_ref().map(|error| {
+        format!(
+            "change propagation is failing ({} cycles in a row): {error}",
+            stats.failing_cycles
+        )
+    });
     for loaded in &propagated {
         let status = statuses.iter().find(|s| s.name == loaded.name);
         let (load_status, reason) = match &loaded.status {
-            LoadStatus::Available => ("AVAIL_RPDGSTABSTATE", None),
+            LoadStatus::Available => ("AVAIL_RPDGSTABSTATE", failing.clone()),
             LoadStatus::Stale { reason, .. } => ("STALE_RPDGSTABSTATE", Some(reason.clone())),
         };
         rows.push(TableRow {

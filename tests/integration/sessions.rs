@@ -492,6 +492,11 @@ fn a_failing_propagator_shows_in_the_status_and_queries_stay_right() {
             > 0
     );
     assert!(status("rapid_change_propagation_last_error").contains("_lw_changes"));
+    let reason = db.rows("SELECT stale_reason FROM performance_schema.rpd_tables");
+    assert!(
+        reason[0].contains("change propagation is failing"),
+        "{reason:?}"
+    );
     // Queries stay right: they fall back to the row store, and say why.
     let explain = db.rows("EXPLAIN SELECT count(*) FROM orders");
     assert!(
