@@ -13,6 +13,7 @@ pub use crate::catalog::CatalogError;
 pub use crate::config::ConfigError;
 pub use crate::lakehouse::LakehouseError;
 pub use crate::rowstore::RowStoreError;
+pub use crate::server::ServerError;
 pub use crate::sql::SqlError;
 pub use crate::store::StoreError;
 
@@ -34,6 +35,8 @@ pub enum Error {
     RowStore(Box<RowStoreError>),
     #[error(transparent)]
     Lakehouse(Box<LakehouseError>),
+    #[error(transparent)]
+    Server(Box<ServerError>),
     /// The threads that run queries could not be started.
     #[error("cannot start lakewave's execution threads")]
     Runtime(#[source] std::io::Error),
@@ -69,7 +72,8 @@ from_layer!(
     StoreError => Store,
     SqlError => Sql,
     RowStoreError => RowStore,
-    LakehouseError => Lakehouse
+    LakehouseError => Lakehouse,
+    ServerError => Server
 );
 
 /// The broad kind of an error, which is what the Python hierarchy is built on
@@ -187,6 +191,7 @@ impl Error {
             Error::Sql(e) => e.kind(),
             Error::RowStore(e) => e.kind(),
             Error::Lakehouse(e) => e.kind(),
+            Error::Server(e) => e.kind(),
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Panic { .. } => ErrorKind::Internal,
             Error::Runtime(_) => ErrorKind::Operational,
@@ -203,6 +208,7 @@ impl Error {
             Error::Sql(e) => e.code(),
             Error::RowStore(e) => e.code(),
             Error::Lakehouse(e) => e.code(),
+            Error::Server(e) => e.code(),
             Error::Interrupted { .. } => codes::QUERY_INTERRUPTED,
             Error::Panic { .. } => codes::INTERNAL_ERROR,
             Error::Runtime(_) => codes::OUT_OF_RESOURCES,

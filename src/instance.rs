@@ -29,7 +29,7 @@ pub use crate::rowstore::InsertMode;
 pub use crate::rowstore::log::ConsumerPosition;
 pub use crate::sql::{
     LoadOptions, LoadSource, OffloadMode, ProcessInfo, QueryResult, RefreshOutcome, ResultStream,
-    Session, TableRow, bulk_source_error, external_definition, file_format_named,
+    Session, TableRow, bulk_source_error, external_definition, file_format_named, split_statements,
 };
 pub use crate::store::LoadProgress;
 
@@ -199,6 +199,21 @@ impl Instance {
             })
     }
 
+    /// The runtime's handle, for servers that run their listeners on it.
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
+    /// When the instance was opened (a status port's uptime).
+    pub fn started(&self) -> std::time::Instant {
+        self.services.started
+    }
+
+    /// The name `@@hostname` answers.
+    pub fn name(&self) -> &str {
+        &self.config().instance_name
+    }
+
     /// Enter the runtime, for code that creates DataFusion streams.
     pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
         self.runtime.enter()
@@ -240,6 +255,12 @@ impl Instance {
     /// Every session and what it runs.
     pub fn processes(&self) -> Vec<ProcessInfo> {
         self.services.sessions.list()
+    }
+
+    /// `KILL id`: end session `id` (its statement stops, its transaction
+    /// rolls back).
+    pub fn kill_session(&self, id: u64) -> Result<()> {
+        self.services.sessions.kill(id)
     }
 
     /// The change log's consumers and how far each has applied it.

@@ -18,6 +18,7 @@
 //!  changes                 the propagator: change log → cluster, table load status
 //!  sql                     sessions, name resolution and routing, statements, results
 //!  instance                the front door: opens an instance, hands out sessions
+//!  server                  network endpoints over an instance: MySQL protocol, status port
 //!  python                  PyO3 bindings only (feature "python"), through `instance`
 //! ```
 //!
@@ -40,6 +41,7 @@ pub mod instance;
 pub mod lakehouse;
 pub mod load;
 pub mod rowstore;
+pub mod server;
 pub mod sql;
 pub mod store;
 

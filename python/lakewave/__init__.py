@@ -34,6 +34,7 @@ from lakewave.exceptions import (
     Warning,
 )
 from lakewave.result import Result
+from lakewave.server import Server
 
 __all__ = [
     "LoadedTable",
@@ -53,6 +54,7 @@ __all__ = [
     "QueryInterruptedError",
     "ProgrammingError",
     "Result",
+    "Server",
     "SqlSyntaxError",
     "TableExistsError",
     "TableInfo",

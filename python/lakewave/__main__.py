@@ -1,10 +1,16 @@
-"""``python -m lakewave demo``: start a two-node cluster, load a table, run
-analytic queries, and print the results, the plan and the cluster's memory."""
+"""The ``lakewave`` command (also ``python -m lakewave``).
+
+``lakewave serve`` serves an instance over the MySQL protocol until SIGTERM or
+Ctrl-C; ``lakewave demo`` starts a two-node cluster, loads a table, runs
+analytic queries, and prints the results, the plan and the cluster's memory."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 import time
 
 import lakewave as lw
@@ -69,14 +75,105 @@ def demo(rows: int) -> None:
         )
 
 
+def _config_pairs(pairs: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"--config takes key=value, got {pair!r}")
+        config[key.strip()] = value.strip()
+    return config
+
+
+def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Serve one instance until SIGTERM or SIGINT, then stop cleanly: running
+    statements are cancelled, connections end, committed changes are
+    propagated and the database file is released."""
+    config = _config_pairs(args.config, parser)
+    if args.instance_name:
+        config["instance_name"] = args.instance_name
+    password = args.password
+    if password is None:
+        password = os.environ.get("LAKEWAVE_PASSWORD", "")
+    try:
+        db = lw.connect(
+            args.database,
+            nodes=args.nodes,
+            memory_per_node=args.memory_per_node,
+            threads=args.threads,
+            config=config,
+        )
+    except lw.Error as e:
+        print(f"lakewave serve: {e}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        server = db.serve(
+            host=args.host,
+            mysql_port=args.mysql_port,
+            status_port=args.status_port,
+            user=args.user,
+            password=password,
+            users_file=args.users_file,
+            check_user=args.check_user or None,
+            max_connections=args.max_connections,
+            max_allowed_packet=args.max_allowed_packet,
+        )
+    except lw.Error as e:
+        print(f"lakewave serve: {e}", file=sys.stderr)
+        db.close()
+        return 1
+    name = db.sql("SELECT @@hostname").fetchone()[0]
+    print(f"lakewave {lw.__version__} instance {name!r} serving {args.database or '(in memory)'}")
+    print(f"  MySQL protocol: {server.host}:{server.mysql_port}")
+    if server.status_port is not None:
+        print(f"  status:         http://{server.host}:{server.status_port}/health")
+    print("ready for connections", flush=True)
+    while not stop.wait(0.5):
+        pass
+    print("lakewave serve: stopping", flush=True)
+    server.close(grace=args.grace)
+    try:
+        db.sync()
+    finally:
+        db.close()
+    print("lakewave serve: stopped", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lakewave")
+    parser = argparse.ArgumentParser(prog="lakewave")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("demo", help="load a table into a 2-node cluster and query it")
     run.add_argument("--rows", type=int, default=DEMO_ROWS)
+    srv = commands.add_parser("serve", help="serve an instance over the MySQL protocol")
+    srv.add_argument("--database", metavar="PATH", help="the database file (default: in memory)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--mysql-port", type=int, default=3306, help="MySQL protocol port (0: any free one)")
+    srv.add_argument("--status-port", type=int, default=None, help="HTTP status port (GET /health)")
+    srv.add_argument("--instance-name", help="what @@hostname answers")
+    srv.add_argument("--user", default="root", help="the account's user name (default root)")
+    srv.add_argument("--password", default=None, help="its password (default: $LAKEWAVE_PASSWORD, else none)")
+    srv.add_argument("--users-file", metavar="PATH", help="a file of user:password lines")
+    srv.add_argument(
+        "--check-user", default="haproxy", help="password-less user for health checks ('' for none)"
+    )
+    srv.add_argument("--max-connections", type=int, default=151)
+    srv.add_argument("--max-allowed-packet", type=int, default=64 * 2**20)
+    srv.add_argument("--nodes", type=int, default=None, help="cluster nodes")
+    srv.add_argument("--memory-per-node", default=None, help="memory per node, e.g. 4GiB")
+    srv.add_argument("--threads", type=int, default=None, help="execution threads")
+    srv.add_argument(
+        "--config", action="append", default=[], metavar="KEY=VALUE", help="any connect() option"
+    )
+    srv.add_argument("--grace", type=float, default=5.0, help="seconds to wait for connections on stop")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(args.rows)
+    elif args.command == "serve":
+        return serve(args, srv)
     return 0
 
 

@@ -11,6 +11,7 @@ from lakewave import _internal
 from lakewave._progress import reporter
 from lakewave.exceptions import InterfaceError
 from lakewave.result import Result
+from lakewave.server import Server
 
 if TYPE_CHECKING:
     from lakewave.cursor import Cursor
@@ -101,11 +102,12 @@ class Connection:
     (16.75,)
     """
 
-    __slots__ = ("_cursors", "_inner", "__weakref__")
+    __slots__ = ("_cursors", "_inner", "_servers", "__weakref__")
 
     def __init__(self, inner: _internal.Connection) -> None:
         self._inner = inner
         self._cursors: weakref.WeakSet[Cursor] = weakref.WeakSet()
+        self._servers: list[Server] = []
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> Result:
         """Run one or more SQL statements; return the last one's result.
@@ -364,6 +366,52 @@ class Connection:
         ``SHOW PROCESSLIST`` shows them."""
         return list(self._inner.processes())
 
+    def serve(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        mysql_port: int = 3306,
+        status_port: int | None = None,
+        user: str = "root",
+        password: str = "",
+        users_file: str | os.PathLike[str] | None = None,
+        check_user: str | None = "haproxy",
+        max_connections: int = 151,
+        max_allowed_packet: int = 64 * 2**20,
+    ) -> Server:
+        """Serve this connection's instance over the MySQL protocol (and an
+        HTTP status port answering ``GET /health``), on the instance's own
+        threads; returns at once with a :class:`~lakewave.server.Server`.
+
+        Args:
+            host: The address to listen on (default loopback only).
+            mysql_port: 0 picks a free port; read it back from the server.
+            status_port: The HTTP status port (``None``: none; 0: a free one).
+            user, password: The one account, unless ``users_file`` is given.
+            users_file: A file of ``user:password`` lines.
+            check_user: A password-less user that may log in and run nothing,
+                for HAProxy's ``option mysql-check`` (``None``: no such user).
+            max_connections: Clients beyond this get error 1040.
+            max_allowed_packet: Larger packets get error 1153.
+
+        The server stops with :meth:`Server.close` or when this connection
+        closes.
+        """
+        inner = self._inner.serve(
+            host,
+            int(mysql_port),
+            None if status_port is None else int(status_port),
+            user,
+            password,
+            None if users_file is None else os.fspath(users_file),
+            check_user,
+            int(max_connections),
+            int(max_allowed_packet),
+        )
+        server = Server(inner)
+        self._servers.append(server)
+        return server
+
     def cursor(self) -> Cursor:
         """A DB-API 2.0 cursor with a session of its own on this connection's
         instance (its own settings and transaction), as DuckDB's cursors are.
@@ -391,6 +439,8 @@ class Connection:
         :func:`connect` also closes the instance: propagation stops and the
         database file can be opened again. Later calls raise
         :class:`InterfaceError`."""
+        for server in self._servers:
+            server.close()
         for cursor in list(self._cursors):
             cursor.close()
         self._inner.close()

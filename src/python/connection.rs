@@ -444,4 +444,33 @@ impl Connection {
     fn closed(&self) -> bool {
         self.instance.is_closed() || self.session.is_killed()
     }
+
+    /// Serve this connection's instance on the network.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (host, mysql_port, status_port, user, password, users_file, check_user, max_connections, max_allowed_packet))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        host: String,
+        mysql_port: u16,
+        status_port: Option<u16>,
+        user: &str,
+        password: &str,
+        users_file: Option<&str>,
+        check_user: Option<&str>,
+        max_connections: usize,
+        max_allowed_packet: usize,
+    ) -> PyResult<super::server::Server> {
+        self.check_open()?;
+        let options = crate::server::ServerOptions {
+            host,
+            mysql_port,
+            status_port,
+            users: super::server::users(user, password, users_file, check_user)?,
+            max_connections,
+            max_allowed_packet,
+            ..crate::server::ServerOptions::default()
+        };
+        super::server::Server::start(py, Arc::clone(&self.instance), options)
+    }
 }

@@ -7,6 +7,7 @@ mod connection;
 mod convert;
 mod errors;
 mod result;
+mod server;
 mod wait;
 
 use pyo3::prelude::*;
@@ -16,6 +17,7 @@ pub fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<connection::Connection>()?;
     module.add_class::<result::QueryResult>()?;
     module.add_class::<result::Execution>()?;
+    module.add_class::<server::Server>()?;
     errors::register(module)?;
     Ok(())
 }

@@ -30,6 +30,7 @@ mod rows;
 mod services;
 mod session;
 mod set;
+mod show;
 mod split;
 mod status;
 mod variables;
@@ -49,7 +50,7 @@ pub use resolve::{CATALOG_NAME, Engine, Route};
 pub use result::{QueryResult, ResultStream};
 pub use services::Services;
 pub use session::Session;
-pub use split::OffloadMode;
+pub use split::{OffloadMode, split_statements};
 pub use status::{TableRow, table_rows};
 
 #[derive(Debug, Error)]

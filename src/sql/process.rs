@@ -43,8 +43,13 @@ struct Running {
 /// A registered session.
 pub struct SessionSlot {
     pub id: u64,
-    user: String,
-    host: String,
+    /// Who the session is; a server's session starts as "unauthenticated
+    /// user" (as in MySQL's process list) until its client logs in.
+    user: Mutex<String>,
+    host: Mutex<String>,
+    /// Fires when the session is killed, so that a connection waiting for
+    /// its client's next command closes at once.
+    ended: Cancel,
     database: Mutex<String>,
     idle_since: Mutex<Instant>,
     running: Mutex<Vec<Running>>,
@@ -56,6 +61,21 @@ pub struct SessionSlot {
 impl SessionSlot {
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
+    }
+
+    pub fn set_user(&self, user: &str, host: &str) {
+        *self.user.lock() = user.to_string();
+        *self.host.lock() = host.to_string();
+    }
+
+    /// `user@host`, as `USER()` answers.
+    pub fn account(&self) -> String {
+        format!("{}@{}", self.user.lock(), self.host.lock())
+    }
+
+    /// Wait until the session is killed.
+    pub async fn killed(&self) {
+        self.ended.cancelled().await
     }
 
     pub fn set_database(&self, database: &str) {
@@ -103,8 +123,8 @@ impl SessionSlot {
             .unwrap_or(*self.idle_since.lock());
         ProcessInfo {
             id: self.id,
-            user: self.user.clone(),
-            host: self.host.clone(),
+            user: self.user.lock().clone(),
+            host: self.host.lock().clone(),
             database: self.database.lock().clone(),
             command: if self.is_killed() {
                 "Killed"
@@ -168,8 +188,9 @@ impl SessionRegistry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = Arc::new(SessionSlot {
             id,
-            user: user.to_string(),
-            host: host.to_string(),
+            user: Mutex::new(user.to_string()),
+            host: Mutex::new(host.to_string()),
+            ended: Cancel::new(),
             database: Mutex::new(database.to_string()),
             idle_since: Mutex::new(Instant::now()),
             running: Mutex::default(),
@@ -214,6 +235,7 @@ impl SessionRegistry {
         let slot = self.slot(id)?;
         slot.killed.store(true, Ordering::Release);
         slot.cancel_running();
+        slot.ended.cancel();
         if let Some(conn) = slot.conn.upgrade() {
             conn.interrupt();
             let _ = std::thread::Builder::new()

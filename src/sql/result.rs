@@ -37,6 +37,9 @@ pub struct QueryResult {
     body: Body,
     /// Rows a DML statement changed (`None` for queries and DDL).
     rows_affected: Option<u64>,
+    /// What a statement that returns no rows of its own did (DDL, SET,
+    /// loads): a wire protocol sends it as an OK, not as a result set.
+    message: Option<String>,
     /// The session, which each execution registers on.
     session: Option<Arc<SessionSlot>>,
 }
@@ -48,6 +51,7 @@ impl QueryResult {
             statement: statement.to_string(),
             body: Body::Ready(schema, batches),
             rows_affected: None,
+            message: None,
             session: None,
         }
     }
@@ -61,10 +65,13 @@ impl QueryResult {
         )]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
-            vec![Arc::new(StringArray::from(vec![message]))],
+            vec![Arc::new(StringArray::from(vec![message.clone()]))],
         )
         .expect("one string column");
-        QueryResult::ready(statement, schema, vec![batch])
+        QueryResult {
+            message: Some(message),
+            ..QueryResult::ready(statement, schema, vec![batch])
+        }
     }
 
     /// The result of a statement that changed `rows` rows.
@@ -91,6 +98,7 @@ impl QueryResult {
             statement: statement.to_string(),
             body: Body::Lazy(frame),
             rows_affected: None,
+            message: None,
             session: Some(session),
         }
     }
@@ -102,6 +110,18 @@ impl QueryResult {
     /// Rows changed by a DML statement; `None` for queries and DDL.
     pub fn rows_affected(&self) -> Option<u64> {
         self.rows_affected
+    }
+
+    /// For a statement that returns no rows of its own (DDL, `SET`, loads,
+    /// DML), what it did; `None` for anything that returns rows.
+    pub fn status_message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// Whether the statement returns rows (a query, `SHOW`, `EXPLAIN`), as
+    /// opposed to a status or a count of changed rows.
+    pub fn returns_rows(&self) -> bool {
+        self.message.is_none() && self.rows_affected.is_none()
     }
 
     /// Whether this is a query whose rows are computed when read.

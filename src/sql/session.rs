@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
@@ -40,6 +41,19 @@ pub(super) struct Settings {
     pub user: HashMap<String, UserValue>,
     /// Session values of system variables set with `SET` (lower-case names).
     pub system: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// A new session's settings.
+    fn initial() -> Settings {
+        Settings {
+            offload: OffloadMode::On,
+            database: DEFAULT_DATABASE.to_string(),
+            autocommit: true,
+            user: HashMap::new(),
+            system: BTreeMap::new(),
+        }
+    }
 }
 
 pub struct Session {
@@ -77,13 +91,7 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(crate::exec::YieldAfterJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let settings = Arc::new(Mutex::new(Settings {
-            offload: OffloadMode::On,
-            database: DEFAULT_DATABASE.to_string(),
-            autocommit: true,
-            user: HashMap::new(),
-            system: BTreeMap::new(),
-        }));
+        let settings = Arc::new(Mutex::new(Settings::initial()));
         ctx.register_variable(
             VarType::System,
             Arc::new(SystemVariables::new(
@@ -96,7 +104,7 @@ impl Session {
             VarType::UserDefined,
             Arc::new(UserVariables::new(Arc::clone(&settings))),
         );
-        super::variables::register_functions(&ctx, slot.id, Arc::clone(&settings));
+        super::variables::register_functions(&ctx, Arc::clone(&slot), Arc::clone(&settings));
         Ok(Session {
             services,
             slot,
@@ -221,7 +229,8 @@ impl Session {
             let def = self.parse_external(piece)?;
             return self.create_external(def, piece).await;
         }
-        let mut statements = DFParser::parse_sql_with_dialect(piece, &GenericDialect {})
+        let parsed = split::bare_user_functions(piece);
+        let mut statements = DFParser::parse_sql_with_dialect(&parsed, &GenericDialect {})
             .map_err(|e| datafusion_error(piece, e))?;
         let Some(statement) = statements.pop_front() else {
             return Err(SqlError::Syntax {
@@ -270,6 +279,9 @@ impl Session {
         cancel: &Cancel,
     ) -> Result<QueryResult> {
         if let Statement::Statement(inner) = &statement {
+            if let Some(shown) = self.show(inner.as_ref(), text).await {
+                return shown;
+            }
             match inner.as_ref() {
                 SqlStatement::CreateTable(create) if create.query.is_none() => {
                     return self.create_row_table(create, text).await;
@@ -423,8 +435,9 @@ impl Session {
             query => {
                 let mut frame = datafusion::dataframe::DataFrame::new(state, query);
                 if !params.is_empty() {
+                    let params = typed_params(frame.logical_plan(), params, text)?;
                     frame = frame
-                        .with_param_values(datafusion::common::ParamValues::from(params.to_vec()))
+                        .with_param_values(datafusion::common::ParamValues::from(params))
                         .map_err(|e| datafusion_error(text, e))?;
                 }
                 Ok(QueryResult::lazy(text, frame, Arc::clone(&self.slot)))
@@ -470,11 +483,134 @@ impl Session {
             .map_err(|e| super::task_failed(text, e))
     }
 
+    /// The columns a statement returns, planned without running it (what a
+    /// protocol's prepare reports): `None` for statements that return no rows
+    /// or whose columns are known only once they run. Errors a client must
+    /// see before it executes (syntax, unknown tables and columns) are
+    /// returned; anything else waits for the execution to report it.
+    pub async fn describe(&self, text: &str) -> Result<Option<SchemaRef>> {
+        let pieces = split::split_statements(text);
+        let [piece] = pieces.as_slice() else {
+            return Err(SqlError::Syntax {
+                statement: abbreviate(text),
+                message: format!(
+                    "a prepared statement is one statement, not {}",
+                    pieces.len()
+                ),
+            }
+            .into());
+        };
+        if split::parse_custom(piece).is_some() || super::set::parse_set(piece)?.is_some() {
+            return Ok(None);
+        }
+        let mut statements = DFParser::parse_sql_with_dialect(piece, &GenericDialect {})
+            .map_err(|e| datafusion_error(piece, e))?;
+        let Some(statement) = statements.pop_front() else {
+            return Ok(None);
+        };
+        let is_query = matches!(
+            &statement,
+            Statement::Statement(inner) if matches!(inner.as_ref(), SqlStatement::Query(_))
+        );
+        if !is_query {
+            return Ok(None);
+        }
+        match self.plan(statement, piece, Purpose::Query).await {
+            Ok((_, plan)) => Ok(Some(super::output::logical_schema(
+                plan.schema().as_arrow(),
+            ))),
+            Err(error) => match error.kind() {
+                crate::error::ErrorKind::Syntax
+                | crate::error::ErrorKind::TableNotFound
+                | crate::error::ErrorKind::ColumnNotFound => Err(error),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// Back to a new session's state, keeping its id (MySQL's
+    /// `COM_RESET_CONNECTION`): the open transaction is rolled back, and
+    /// variables, the current database and `use_secondary_engine` return to
+    /// their defaults.
+    pub async fn reset(&self) -> Result<()> {
+        let _one_at_a_time = self.gate.lock().await;
+        self.blocking("reset of the session", |conn| conn.rollback())
+            .await?;
+        *self.settings.lock() = Settings::initial();
+        self.slot.set_database(DEFAULT_DATABASE);
+        Ok(())
+    }
+
+    /// Name who the session is, once a client has logged in.
+    pub fn set_user(&self, user: &str, host: &str) {
+        self.slot.set_user(user, host);
+    }
+
+    /// Wait until the session is killed (`KILL id`, the instance closing).
+    pub async fn killed(&self) {
+        self.slot.killed().await
+    }
+
+    /// Whether statements commit on their own (`SET autocommit`).
+    pub fn autocommit(&self) -> bool {
+        self.settings.lock().autocommit
+    }
+
+    /// [`Session::close`] from async code: the rollback runs off the
+    /// runtime's workers.
+    pub async fn end(&self) {
+        let _ = self
+            .blocking("the end of the session", |conn| conn.rollback())
+            .await;
+        self.services.sessions.unregister(self.slot.id);
+    }
+
     /// End the session: roll back its transaction and leave the registry.
     pub fn close(&self) {
         let _ = self.conn.rollback();
         self.services.sessions.unregister(self.slot.id);
     }
+}
+
+/// Parameters cast to the types the plan infers for its placeholders (a
+/// client sends `'42'` or a 32-bit integer for a BIGINT key), so a query
+/// plans the same whatever type a driver chose for a value.
+fn typed_params(
+    plan: &LogicalPlan,
+    params: &[ScalarValue],
+    text: &str,
+) -> Result<Vec<ScalarValue>> {
+    let expected = plan
+        .get_parameter_types()
+        .map_err(|e| datafusion_error(text, e))?;
+    params
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let placeholder = format!("${}", index + 1);
+            match expected.get(&placeholder) {
+                Some(Some(wanted)) if value.data_type() != *wanted => {
+                    if value.is_null() {
+                        return ScalarValue::try_from(wanted)
+                            .map_err(|e| datafusion_error(text, e));
+                    }
+                    value.cast_to(wanted).map_err(|e| {
+                        SqlError::Execution {
+                            statement: abbreviate(text),
+                            message: format!(
+                                "parameter {} ({value}) cannot be used as {wanted}: {e}",
+                                index + 1
+                            ),
+                            kind: crate::error::ErrorKind::Data,
+                            code: crate::error::codes::WRONG_ARGUMENTS,
+                        }
+                        .into()
+                    })
+                }
+                _ => Ok(value.clone()),
+            }
+        })
+        .collect()
 }
 
 impl Drop for Session {

@@ -75,6 +75,78 @@ fn strip_comments(text: &str) -> String {
     out
 }
 
+/// MySQL's `USER()`, `CURRENT_USER()` and `SESSION_USER()` as the SQL
+/// parser reads them: without parentheses (it takes these names as
+/// niladic functions, as SQL's `CURRENT_USER`). Text in quotes and comments
+/// is left alone; the text is returned unchanged when there is nothing to do.
+pub fn bare_user_functions(text: &str) -> std::borrow::Cow<'_, str> {
+    const NAMES: [&str; 3] = ["user", "current_user", "session_user"];
+    if !text.to_ascii_lowercase().contains("user") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'\'' | b'"' | b'`' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != c {
+                    if bytes[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i = (i + 1).min(bytes.len());
+                out.push_str(&text[start..i]);
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                let end = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                out.push_str(&text[i..end]);
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + 2 + n + 2);
+                out.push_str(&text[i..end]);
+                i = end;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let word = &text[start..i];
+                out.push_str(word);
+                if NAMES.iter().any(|n| word.eq_ignore_ascii_case(n)) {
+                    let rest = &text[i..];
+                    let trimmed = rest.trim_start();
+                    if let Some(inner) = trimmed.strip_prefix('(')
+                        && let Some(after) = inner.trim_start().strip_prefix(')')
+                    {
+                        i = text.len() - after.len();
+                        changed = true;
+                    }
+                }
+            }
+            _ => {
+                let ch = text[i..].chars().next().expect("in bounds");
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// `use_secondary_engine`, HeatWave's per-session offload switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffloadMode {
@@ -218,5 +290,21 @@ mod tests {
         );
         assert_eq!(parse_custom("ALTER TABLE t ADD COLUMN c INT"), None);
         assert_eq!(parse_custom("SET use_secondary_engine = OFF"), None);
+    }
+
+    #[test]
+    fn user_functions_lose_their_parentheses_outside_quotes() {
+        assert_eq!(
+            bare_user_functions("select DATABASE(), USER() limit 1"),
+            "select DATABASE(), USER limit 1"
+        );
+        assert_eq!(
+            bare_user_functions("SELECT current_user ( ), 'USER()', session_user() -- user()"),
+            "SELECT current_user, 'USER()', session_user -- user()"
+        );
+        assert!(matches!(
+            bare_user_functions("SELECT users() FROM t"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -67,6 +67,47 @@ pub struct TableRow {
     pub load_finished: Option<SystemTime>,
 }
 
+/// `global_status` and `SHOW STATUS`: name and value of every status variable.
+pub fn global_status(services: &Services) -> Vec<(String, String)> {
+    let stats = services.propagator.stats();
+    let on_off = |b: bool| if b { "ON" } else { "OFF" };
+    let vars: Vec<(&str, String)> = vec![
+        (
+            "rapid_change_propagation_status",
+            on_off(services.propagator.is_running()).into(),
+        ),
+        (
+            "rapid_change_propagation_failures",
+            stats.failing_cycles.to_string(),
+        ),
+        (
+            "rapid_change_propagation_last_error",
+            stats.last_error.clone().unwrap_or_default(),
+        ),
+        ("threads_connected", services.sessions.count().to_string()),
+        ("uptime", services.started.elapsed().as_secs().to_string()),
+        ("rapid_service_status", "ON".into()),
+        ("rapid_cluster_status", "ON".into()),
+        (
+            "rapid_cluster_nodes",
+            services.cluster.node_status().len().to_string(),
+        ),
+        (
+            "rapid_change_propagation_batches",
+            stats.batches.to_string(),
+        ),
+        (
+            "rapid_change_propagation_changes",
+            stats.changed_keys.to_string(),
+        ),
+        (
+            "rapid_change_propagation_scn",
+            stats.applied_seq.to_string(),
+        ),
+    ];
+    vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 /// Tables loaded straight into the cluster get ids above the row store's.
 const DIRECT_ID_BASE: i64 = 1 << 40;
 
@@ -153,50 +194,14 @@ impl PerformanceSchema {
         let int = |n: &str| Field::new(n, DataType::Int64, true);
         match name {
             "global_status" => {
-                let services = &self.services;
-                let stats = services.propagator.stats();
-                let on_off = |b: bool| if b { "ON" } else { "OFF" };
-                let vars: Vec<(&str, String)> = vec![
-                    (
-                        "rapid_change_propagation_status",
-                        on_off(services.propagator.is_running()).into(),
-                    ),
-                    (
-                        "rapid_change_propagation_failures",
-                        stats.failing_cycles.to_string(),
-                    ),
-                    (
-                        "rapid_change_propagation_last_error",
-                        stats.last_error.clone().unwrap_or_default(),
-                    ),
-                    ("threads_connected", services.sessions.count().to_string()),
-                    ("uptime", services.started.elapsed().as_secs().to_string()),
-                    ("rapid_service_status", "ON".into()),
-                    ("rapid_cluster_status", "ON".into()),
-                    (
-                        "rapid_cluster_nodes",
-                        self.services.cluster.node_status().len().to_string(),
-                    ),
-                    (
-                        "rapid_change_propagation_batches",
-                        stats.batches.to_string(),
-                    ),
-                    (
-                        "rapid_change_propagation_changes",
-                        stats.changed_keys.to_string(),
-                    ),
-                    (
-                        "rapid_change_propagation_scn",
-                        stats.applied_seq.to_string(),
-                    ),
-                ];
+                let vars = global_status(&self.services);
                 Some((
                     Arc::new(Schema::new(vec![
                         text("variable_name"),
                         text("variable_value"),
                     ])),
                     vec![
-                        strings(vars.iter().map(|(k, _)| Some(*k))),
+                        strings(vars.iter().map(|(k, _)| Some(k.as_str()))),
                         strings(vars.iter().map(|(_, v)| Some(v.as_str()))),
                     ],
                 ))

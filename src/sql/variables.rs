@@ -175,6 +175,14 @@ impl VarValue {
         }
     }
 
+    /// The value as `SHOW VARIABLES` prints it.
+    pub(super) fn to_text(&self) -> String {
+        match self {
+            VarValue::Text(t) => t.clone(),
+            VarValue::Int(i) => i.to_string(),
+        }
+    }
+
     fn data_type(&self) -> DataType {
         match self {
             VarValue::Text(_) => DataType::Utf8,
@@ -352,10 +360,25 @@ impl VarProvider for UserVariables {
 /// session's context.
 pub(super) fn register_functions(
     ctx: &SessionContext,
-    session_id: u64,
+    slot: Arc<super::process::SessionSlot>,
     settings: Arc<Mutex<Settings>>,
 ) {
-    let id = session_id as i64;
+    let id = slot.id as i64;
+    // USER() and the others: `user@host` of the session.
+    for name in ["user", "current_user", "session_user", "system_user"] {
+        let slot = Arc::clone(&slot);
+        ctx.register_udf(create_udf(
+            name,
+            vec![],
+            DataType::Utf8,
+            Volatility::Volatile,
+            Arc::new(move |_| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    slot.account(),
+                ))))
+            }),
+        ));
+    }
     ctx.register_udf(create_udf(
         "connection_id",
         vec![],

@@ -1,0 +1,227 @@
+//! The network endpoints of one instance: the MySQL protocol (`mysql`) and
+//! an HTTP status port (`status`), on the instance's tokio runtime. Each
+//! client connection is one session of the instance (`instance::Session`),
+//! so everything a statement does (routing, cancellation, error numbers) is
+//! the core's; this module owns only the wire formats, the accounts and the
+//! listeners. It must not reach past `instance`.
+
+mod mysql;
+mod status;
+pub mod users;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::cancel::Cancel;
+use crate::error::{ErrorKind, MySqlCode, codes};
+use crate::instance::Instance;
+pub use users::Users;
+
+/// The server version clients see: MySQL 8.4's protocol, lakewave's engine.
+pub const SERVER_VERSION: &str = "8.4.0-lakewave";
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address} for the {endpoint}")]
+    Bind {
+        endpoint: &'static str,
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("users file {path}{}: {message}", if *line > 0 { format!(", line {line}") } else { String::new() })]
+    UsersFile {
+        path: String,
+        line: usize,
+        message: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    #[error("invalid server option {name}: {message}")]
+    Option { name: String, message: String },
+}
+
+impl ServerError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServerError::Bind { .. } => ErrorKind::Operational,
+            ServerError::UsersFile { .. } | ServerError::Option { .. } => ErrorKind::Interface,
+        }
+    }
+
+    pub fn code(&self) -> MySqlCode {
+        match self {
+            // ER_IPSOCK_ERROR: "Can't create IP socket".
+            ServerError::Bind { .. } => MySqlCode::new(1081, "08S01"),
+            ServerError::UsersFile { .. } => codes::FILE_NOT_FOUND,
+            ServerError::Option { .. } => codes::WRONG_ARGUMENTS,
+        }
+    }
+}
+
+/// How a server listens and whom it lets in, parsed once from the caller's
+/// options.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub host: String,
+    /// 0: any free port.
+    pub mysql_port: u16,
+    /// An HTTP status port (`GET /health`), if any; 0: any free port.
+    pub status_port: Option<u16>,
+    pub users: Users,
+    /// Connections beyond this get error 1040.
+    pub max_connections: usize,
+    /// Packets above this are refused (error 1153) and close the connection.
+    pub max_allowed_packet: usize,
+    pub server_version: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            host: "127.0.0.1".into(),
+            mysql_port: 3306,
+            status_port: None,
+            users: Users::single("root", "", Some("haproxy")),
+            max_connections: 151,
+            max_allowed_packet: 64 << 20,
+            server_version: SERVER_VERSION.into(),
+        }
+    }
+}
+
+/// What every connection of a server shares.
+pub(crate) struct Shared {
+    instance: Arc<Instance>,
+    options: ServerOptions,
+    users: Users,
+    /// Fires when the server stops.
+    stopping: Cancel,
+    /// Sessions of the open connections.
+    connections: Mutex<HashSet<u64>>,
+    mysql_address: SocketAddr,
+}
+
+/// A running server; `close()` (or dropping it) stops it.
+pub struct Server {
+    shared: Arc<Shared>,
+    mysql_address: SocketAddr,
+    status_address: Option<SocketAddr>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Server {
+    /// Listen on the configured ports and serve `instance`. Returns once the
+    /// ports are bound (errors, such as a port in use, come back here).
+    pub fn start(instance: Arc<Instance>, options: ServerOptions) -> crate::Result<Server> {
+        if options.max_connections == 0 {
+            return Err(ServerError::Option {
+                name: "max_connections".into(),
+                message: "must be at least 1".into(),
+            }
+            .into());
+        }
+        if options.max_allowed_packet < 1024 {
+            return Err(ServerError::Option {
+                name: "max_allowed_packet".into(),
+                message: "must be at least 1024 bytes".into(),
+            }
+            .into());
+        }
+        let handle = instance.handle();
+        let bind = |endpoint: &'static str, port: u16| {
+            let address = format!("{}:{port}", options.host);
+            handle
+                .block_on(TcpListener::bind(address.clone()))
+                .map_err(|source| ServerError::Bind {
+                    endpoint,
+                    address,
+                    source,
+                })
+        };
+        let mysql = bind("MySQL protocol", options.mysql_port)?;
+        let status = options
+            .status_port
+            .map(|port| bind("status port", port))
+            .transpose()?;
+        let mysql_address = mysql.local_addr().map_err(|source| ServerError::Bind {
+            endpoint: "MySQL protocol",
+            address: options.host.clone(),
+            source,
+        })?;
+        let status_address = status.as_ref().and_then(|s| s.local_addr().ok());
+        let shared = Arc::new(Shared {
+            instance,
+            users: options.users.clone(),
+            options,
+            stopping: Cancel::new(),
+            connections: Mutex::new(HashSet::new()),
+            mysql_address,
+        });
+        let mut tasks = vec![handle.spawn(mysql::accept_loop(mysql, Arc::clone(&shared)))];
+        if let Some(status) = status {
+            tasks.push(handle.spawn(status::serve(status, Arc::clone(&shared))));
+        }
+        Ok(Server {
+            shared,
+            mysql_address,
+            status_address,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    pub fn mysql_address(&self) -> SocketAddr {
+        self.mysql_address
+    }
+
+    pub fn status_address(&self) -> Option<SocketAddr> {
+        self.status_address
+    }
+
+    /// Open client connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.lock().len()
+    }
+
+    /// Stop: no new connections; running statements are cancelled and every
+    /// connection's session ends (open transactions roll back). Waits up to
+    /// `grace` for connections to close.
+    pub fn close(&self, grace: Duration) {
+        if self.shared.stopping.is_cancelled() {
+            return;
+        }
+        self.shared.stopping.cancel();
+        let ids: Vec<u64> = self.shared.connections.lock().iter().copied().collect();
+        for id in ids {
+            let _ = self.shared.instance.kill_session(id);
+        }
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
+        let handle = self.shared.instance.handle();
+        let deadline = std::time::Instant::now() + grace;
+        handle.block_on(async {
+            for task in tasks {
+                let _ = tokio::time::timeout_at(deadline.into(), task).await;
+            }
+            while !self.shared.connections.lock().is_empty() && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.stopping.is_cancelled()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shared.stopping.cancel();
+    }
+}

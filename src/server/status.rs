@@ -1,0 +1,117 @@
+//! The HTTP status port: `GET /health` answers 200 with a JSON body (the
+//! instance's name, version, uptime, sessions and loaded tables) while the
+//! server serves, and 503 once it is stopping, which is what a load
+//! balancer's HTTP check needs. Requests are one line and a few headers, so
+//! this reads at most 8 KiB per request and answers with `Connection:
+//! close`; no HTTP library is needed for that.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::Shared;
+
+const REQUEST_LIMIT: usize = 8 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let stopping = shared.stopping.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.cancelled() => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &shared)).await;
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let mut request = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && !request.windows(2).any(|w| w == b"\n\n")
+    {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+        if request.len() > REQUEST_LIMIT {
+            return respond(&mut stream, 431, "text/plain", "request header too large\n").await;
+        }
+    }
+    let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method != "GET" && method != "HEAD" {
+        return respond(&mut stream, 405, "text/plain", "only GET is served\n").await;
+    }
+    let path = path.split('?').next().unwrap_or("");
+    match path {
+        "/health" | "/" => {
+            let (code, body) = health(shared);
+            let body = if method == "HEAD" {
+                String::new()
+            } else {
+                body
+            };
+            respond(&mut stream, code, "application/json", &body).await
+        }
+        _ => respond(&mut stream, 404, "text/plain", "not found: try /health\n").await,
+    }
+}
+
+fn health(shared: &Shared) -> (u16, String) {
+    let instance = &shared.instance;
+    let serving = !shared.stopping.is_cancelled() && !instance.is_closed();
+    let tables: Vec<serde_json::Value> = instance
+        .loaded_tables()
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name.to_string(),
+                "rows": t.rows,
+                "load_status": t.load_status,
+                "snapshot_scn": t.snapshot_scn,
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "status": if serving { "serving" } else { "stopping" },
+        "name": instance.name(),
+        "version": super::SERVER_VERSION,
+        "lakewave_version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": instance.started().elapsed().as_secs_f64(),
+        "sessions": instance.processes().len(),
+        "connections": shared.connections.lock().len(),
+        "mysql_port": shared.mysql_address.port(),
+        "tables": tables,
+    });
+    (if serving { 200 } else { 503 }, format!("{body}\n"))
+}
+
+async fn respond(stream: &mut TcpStream, code: u16, kind: &str, body: &str) -> std::io::Result<()> {
+    let reason = match code {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
