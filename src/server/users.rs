@@ -66,6 +66,10 @@ impl Account {
         }
     }
 
+    pub fn has_password(&self) -> bool {
+        self.has_password
+    }
+
     /// `mysql_native_password`: the client sent SHA1(pw) XOR
     /// SHA1(scramble + SHA1(SHA1(pw))).
     pub fn verify_native(&self, scramble: &[u8], response: &[u8]) -> bool {

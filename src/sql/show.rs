@@ -447,16 +447,45 @@ impl Matcher {
     }
 }
 
+/// `%` and `_` matching in time linear in the pattern times the text: on a
+/// mismatch, the last `%` takes one more character and matching resumes.
 fn like(pattern: &[char], text: &[char]) -> bool {
-    match pattern.first() {
-        None => text.is_empty(),
-        Some('%') => (0..=text.len()).any(|skip| like(&pattern[1..], &text[skip..])),
-        Some('_') => !text.is_empty() && like(&pattern[1..], &text[1..]),
-        Some('\\') if pattern.len() > 1 => {
-            text.first() == Some(&pattern[1]) && like(&pattern[2..], &text[1..])
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('%') => {
+                star = Some((p, t));
+                p += 1;
+                continue;
+            }
+            Some('_') => {
+                p += 1;
+                t += 1;
+                continue;
+            }
+            Some('\\') if p + 1 < pattern.len() && pattern[p + 1] == text[t] => {
+                p += 2;
+                t += 1;
+                continue;
+            }
+            Some(c) if *c != '\\' && *c == text[t] => {
+                p += 1;
+                t += 1;
+                continue;
+            }
+            _ => {}
         }
-        Some(c) => text.first() == Some(c) && like(&pattern[1..], &text[1..]),
+        match star {
+            Some((star_p, star_t)) => {
+                p = star_p + 1;
+                t = star_t + 1;
+                star = Some((star_p, star_t + 1));
+            }
+            None => return false,
+        }
     }
+    pattern[p..].iter().all(|c| *c == '%')
 }
 
 fn quote(identifier: &str) -> String {
@@ -624,5 +653,11 @@ mod tests {
         assert!(!matches("char%", "xcharacter"));
         assert!(matches("%", ""));
         assert!(!matches("_", ""));
+        assert!(matches("a%b%c", "aXXbYYc"));
+        assert!(!matches("a%b%c", "aXXbYY"));
+        assert!(matches("%_%", "x"));
+        // Many wildcards against a long name end at once.
+        let long: String = "a".repeat(200);
+        assert!(!matches(&format!("{}z", "%".repeat(30)), &long));
     }
 }

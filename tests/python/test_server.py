@@ -179,6 +179,18 @@ def test_multi_statements_return_one_result_each(served) -> None:
         assert cur.fetchall() == ((5,), (6,), (7,))
 
 
+def test_several_statements_need_the_clients_consent(served) -> None:
+    _, server = served
+    with connect_pymysql(server, autocommit=True) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.ProgrammingError) as raised:
+            cur.execute("SELECT 1; DROP TABLE shop.items")
+        assert raised.value.args[0] == 1064
+        cur.execute("SELECT count(*) FROM shop.items")
+        assert cur.fetchone() == (2,)
+        cur.execute("SELECT 1;")  # one statement and a trailing semicolon
+        assert cur.fetchone() == (1,)
+
+
 def test_transactions_and_autocommit_follow_each_connection(served) -> None:
     _, server = served
     writer = connect_pymysql(server, database="shop")  # PyMySQL turns autocommit off

@@ -425,7 +425,14 @@ impl ColumnEncoder {
             }
             Kind::Int => put_lenenc_bytes(out, itoa_i64(self.int(row)).as_bytes()),
             Kind::UInt => put_lenenc_bytes(out, self.uint(row).to_string().as_bytes()),
-            Kind::Float => put_lenenc_bytes(out, format_float(self.float(row)).as_bytes()),
+            Kind::Float => {
+                let text = match self.array.data_type() {
+                    DataType::Float64 => format_float(self.float(row)),
+                    // Printed as the f32 it is (0.1, not 0.10000000149011612).
+                    _ => format_float32(self.float(row) as f32),
+                };
+                put_lenenc_bytes(out, text.as_bytes())
+            }
             Kind::Decimal => put_lenenc_bytes(out, self.decimal_text(row).as_bytes()),
             Kind::Date => match self.date(row) {
                 Some(d) => put_lenenc_bytes(out, d.format("%Y-%m-%d").to_string().as_bytes()),
@@ -545,6 +552,22 @@ fn format_float(v: f64) -> String {
     };
     if (-5..=15).contains(&exponent) {
         plain
+    } else {
+        format!("{v:e}")
+    }
+}
+
+fn format_float32(v: f32) -> String {
+    if v.is_nan() || v.is_infinite() {
+        return v.to_string();
+    }
+    let exponent = if v == 0.0 {
+        0
+    } else {
+        v.abs().log10().floor() as i32
+    };
+    if (-5..=15).contains(&exponent) {
+        v.to_string()
     } else {
         format!("{v:e}")
     }

@@ -31,6 +31,12 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 const LOGIN_PACKET_LIMIT: usize = 64 * 1024;
 /// Rows are sent once this much is queued.
 const FLUSH_AT: usize = 256 * 1024;
+/// Prepared statements one connection may hold (MySQL's default
+/// `max_prepared_stmt_count`).
+const MAX_PREPARED_STATEMENTS: usize = 16_382;
+/// A client that takes longer than this to take what was sent is gone
+/// (MySQL's `net_write_timeout`).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod status {
     pub const IN_TRANS: u16 = 0x0001;
@@ -67,6 +73,8 @@ mod protocol_codes {
     pub const OUT_OF_ORDER: MySqlCode = MySqlCode::new(1156, "08S01");
     pub const SPECIFIC_ACCESS_DENIED: MySqlCode = MySqlCode::new(1227, "42000");
     pub const UNKNOWN_STATEMENT: MySqlCode = MySqlCode::new(1243, "HY000");
+    pub const TOO_MANY_PLACEHOLDERS: MySqlCode = MySqlCode::new(1390, "HY000");
+    pub const TOO_MANY_STATEMENTS: MySqlCode = MySqlCode::new(1461, "42000");
     pub const MALFORMED_PACKET: MySqlCode = MySqlCode::new(1835, "HY000");
 }
 pub(super) use protocol_codes::TOO_MANY_CONNECTIONS;
@@ -84,6 +92,43 @@ struct Prepared {
     params: usize,
     bound: Vec<BoundType>,
     long_data: HashMap<usize, Vec<u8>>,
+    /// Parameters whose long data went past max_allowed_packet.
+    overflowed: std::collections::HashSet<usize>,
+}
+
+/// How sending a statement's outcome ended.
+enum Sent {
+    Done,
+    /// An ERR was sent: the rest of a script is not run.
+    Failed,
+    ClientGone,
+}
+
+/// A batch's columns as the result's schema declared them (a stream's
+/// batches may carry another encoding of the same values).
+fn declared_columns(
+    batch: &arrow::array::RecordBatch,
+    schema: &SchemaRef,
+) -> Result<Vec<arrow::array::ArrayRef>, Error> {
+    batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                arrow::compute::cast(column, field.data_type()).map_err(|e| Error::Panic {
+                    what: "sending a result".into(),
+                    message: format!(
+                        "column {} cannot be sent as {}: {e}",
+                        field.name(),
+                        field.data_type()
+                    ),
+                })
+            }
+        })
+        .collect()
 }
 
 /// What became of a statement the connection waited on.
@@ -103,6 +148,8 @@ pub(super) struct Connection {
     statements: HashMap<u32, Prepared>,
     next_statement: u32,
     max_packet: usize,
+    /// CLIENT_MULTI_STATEMENTS, or COM_SET_OPTION's choice.
+    multi_statements: bool,
 }
 
 /// An ERR packet.
@@ -139,6 +186,7 @@ impl Connection {
             statements: HashMap::new(),
             next_statement: 1,
             max_packet,
+            multi_statements: false,
         }
     }
 
@@ -191,7 +239,7 @@ impl Connection {
         if self.session.in_transaction() {
             flags |= status::IN_TRANS;
         }
-        if more {
+        if more && self.client_caps & caps::MULTI_RESULTS != 0 {
             flags |= status::MORE_RESULTS;
         }
         flags
@@ -244,7 +292,10 @@ impl Connection {
     }
 
     async fn flush(&mut self) -> Result<(), Problem> {
-        self.packets.flush().await.map_err(|_| Problem::Gone)
+        match tokio::time::timeout(WRITE_TIMEOUT, self.packets.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Problem::Gone),
+        }
     }
 
     async fn read_login_packet(&mut self) -> Result<Vec<u8>, Problem> {
@@ -285,21 +336,34 @@ impl Connection {
             }
         };
         self.client_caps = response.capabilities & handshake::SERVER_CAPABILITIES;
-        let plugin = response
+        self.multi_statements = self.client_caps & caps::MULTI_STATEMENTS != 0;
+        let host = self.peer.ip().to_string();
+        let account = self.shared.users.get(&response.user).cloned();
+        // An unknown user goes through the same steps as a wrong password.
+        let needs_password = account.as_ref().is_none_or(|a| a.has_password());
+        let client_plugin = response
             .plugin
             .clone()
             .unwrap_or_else(|| NATIVE_PASSWORD.into());
-        let (plugin, auth) = if plugin == NATIVE_PASSWORD || plugin == CACHING_SHA2 {
-            (plugin, response.auth.clone())
+        let switch_to = if client_plugin == NATIVE_PASSWORD {
+            None
+        } else if client_plugin == CACHING_SHA2 {
+            // A client whose default plugin is not the greeted one drops the
+            // greeting's data and sends nothing: ask again, in its plugin.
+            (response.auth.is_empty() && needs_password).then_some(CACHING_SHA2)
         } else {
             // A plugin we do not speak: ask for the native one.
-            self.packets
-                .write(&handshake::auth_switch(NATIVE_PASSWORD, &scramble));
-            self.flush().await?;
-            (NATIVE_PASSWORD.to_string(), self.read_login_packet().await?)
+            Some(NATIVE_PASSWORD)
         };
-        let host = self.peer.ip().to_string();
-        let account = self.shared.users.get(&response.user).cloned();
+        let (plugin, auth) = match switch_to {
+            None => (client_plugin, response.auth.clone()),
+            Some(plugin) => {
+                self.packets
+                    .write(&handshake::auth_switch(plugin, &scramble));
+                self.flush().await?;
+                (plugin.to_string(), self.read_login_packet().await?)
+            }
+        };
         let accepted = account.as_ref().is_some_and(|account| {
             if plugin == CACHING_SHA2 {
                 account.verify_sha2(&scramble, &auth)
@@ -317,8 +381,9 @@ impl Connection {
             self.flush().await?;
             return Ok(false);
         };
-        if plugin == CACHING_SHA2 {
-            // fast_auth_success: the digest matched.
+        if plugin == CACHING_SHA2 && account.has_password() {
+            // fast_auth_success: the digest matched (a password-less login
+            // gets the OK alone, as MySQL sends it).
             self.packets.write(&[0x01, 0x03]);
         }
         self.check_only = account.check_only;
@@ -453,6 +518,7 @@ impl Connection {
                 match id.ok().and_then(|id| self.statements.get_mut(&id)) {
                     Some(statement) => {
                         statement.long_data.clear();
+                        statement.overflowed.clear();
                         self.write_ok(0, false, "");
                     }
                     None => self.unknown_statement("mysqld_stmt_reset"),
@@ -462,14 +528,21 @@ impl Connection {
                 codes::NOT_SUPPORTED_YET,
                 "server-side cursors are not supported: execute without a cursor type",
             ),
-            command::SET_OPTION => {
-                // Multi-statements are always allowed; acknowledge.
-                if self.deprecate_eof() {
-                    self.write_ok(0, false, "");
-                } else {
-                    self.write_eof(false);
+            command::SET_OPTION => match Decoder::new(body).u16("the option") {
+                Ok(0) => {
+                    self.multi_statements = true;
+                    self.write_end_of_rows(false);
                 }
-            }
+                Ok(1) => {
+                    self.multi_statements = false;
+                    self.write_end_of_rows(false);
+                }
+                Ok(other) => self.write_protocol_error(
+                    protocol_codes::UNKNOWN_COMMAND,
+                    &format!("Unknown COM_SET_OPTION option {other}"),
+                ),
+                Err(error) => self.malformed(&error),
+            },
             command::RESET_CONNECTION => {
                 self.statements.clear();
                 let session = Arc::clone(&self.session);
@@ -505,7 +578,8 @@ impl Connection {
             tokio::select! {
                 out = &mut work => return Watched::Done(out),
                 closed = self.packets.closed_by_peer() => {
-                    if closed {
+                    // A driver closing its connection sends COM_QUIT first.
+                    if closed || self.packets.quit_is_buffered() {
                         cancel.cancel();
                         let _ = work.await;
                         return Watched::ClientGone;
@@ -526,6 +600,16 @@ impl Connection {
             return Ok(true);
         }
         let count = pieces.len();
+        if count > 1 && !self.multi_statements {
+            // As MySQL: without CLIENT_MULTI_STATEMENTS, `a; b` is one
+            // statement with a syntax error (and no statement stacking).
+            self.write_protocol_error(
+                codes::PARSE_ERROR,
+                "You have an error in your SQL syntax: several statements in one query need \
+                 CLIENT_MULTI_STATEMENTS (or COM_SET_OPTION)",
+            );
+            return Ok(true);
+        }
         for (index, piece) in pieces.into_iter().enumerate() {
             let more = index + 1 < count;
             let cancel = Cancel::new();
@@ -538,8 +622,10 @@ impl Connection {
                     return Ok(true);
                 }
                 Watched::Done(Ok(result)) => {
-                    if !self.send_result(&result, more, Rows::Text, &cancel).await? {
-                        return Ok(false);
+                    match self.send_result(&result, more, Rows::Text, &cancel).await? {
+                        Sent::Done => {}
+                        Sent::Failed => return Ok(true),
+                        Sent::ClientGone => return Ok(false),
                     }
                     if self.packets.pending() > 0 && more {
                         self.flush().await?;
@@ -550,48 +636,62 @@ impl Connection {
         Ok(true)
     }
 
-    /// One statement's outcome: an OK, or a result set. `Ok(false)`: the
-    /// client went away while it was sent.
+    /// One statement's outcome: an OK, or a result set (or the error that
+    /// ended it, after which a script stops).
     async fn send_result(
         &mut self,
         result: &QueryResult,
         more: bool,
         rows: Rows,
         cancel: &Cancel,
-    ) -> Result<bool, Problem> {
+    ) -> Result<Sent, Problem> {
         if !result.returns_rows() {
             let affected = result.rows_affected().unwrap_or(0);
             let info = result.status_message().unwrap_or("").to_string();
             self.write_ok(affected, more, &info);
-            return Ok(true);
+            return Ok(Sent::Done);
         }
         let started = match self.watched(cancel, result.stream(cancel)).await {
-            Watched::ClientGone => return Ok(false),
+            Watched::ClientGone => return Ok(Sent::ClientGone),
             Watched::Done(started) => started,
         };
         let mut stream = match started {
             Ok(stream) => stream,
             Err(error) => {
                 self.write_error(&error);
-                return Ok(true);
+                return Ok(Sent::Failed);
             }
         };
         let schema = stream.schema();
+        if schema.fields().is_empty() {
+            // A result set of no columns cannot be sent (its column count, a
+            // single 0, reads as an OK): it is one.
+            self.write_ok(0, more, "");
+            return Ok(Sent::Done);
+        }
         self.write_columns(&schema);
         loop {
             let next = match self.watched(cancel, stream.next()).await {
-                Watched::ClientGone => return Ok(false),
+                Watched::ClientGone => return Ok(Sent::ClientGone),
                 Watched::Done(next) => next,
             };
             match next {
                 None => break,
                 Some(Err(error)) => {
                     self.write_error(&error);
-                    return Ok(true);
+                    return Ok(Sent::Failed);
                 }
                 Some(Ok(batch)) => {
+                    // Rows are encoded as the columns were declared.
+                    let columns = match declared_columns(&batch, &schema) {
+                        Ok(columns) => columns,
+                        Err(error) => {
+                            self.write_error(&error);
+                            return Ok(Sent::Failed);
+                        }
+                    };
                     let encoders: Vec<ColumnEncoder> =
-                        batch.columns().iter().map(ColumnEncoder::new).collect();
+                        columns.iter().map(ColumnEncoder::new).collect();
                     let mut row = Vec::with_capacity(256);
                     for index in 0..batch.num_rows() {
                         row.clear();
@@ -600,17 +700,16 @@ impl Connection {
                             Rows::Binary => columns::binary_row(&encoders, index, &mut row),
                         }
                         self.packets.write(&row);
-                        if self.packets.pending() >= FLUSH_AT && self.packets.flush().await.is_err()
-                        {
+                        if self.packets.pending() >= FLUSH_AT && self.flush().await.is_err() {
                             cancel.cancel();
-                            return Ok(false);
+                            return Ok(Sent::ClientGone);
                         }
                     }
                 }
             }
         }
         self.write_end_of_rows(more);
-        Ok(true)
+        Ok(Sent::Done)
     }
 
     fn write_columns(&mut self, schema: &SchemaRef) {
@@ -667,9 +766,26 @@ impl Connection {
             }
             Watched::Done(Ok(columns)) => columns,
         };
+        let column_count = columns.as_ref().map_or(0, |s| s.fields().len());
+        if param_count > usize::from(u16::MAX) || column_count > usize::from(u16::MAX) {
+            self.write_protocol_error(
+                protocol_codes::TOO_MANY_PLACEHOLDERS,
+                "Prepared statement contains too many placeholders or columns",
+            );
+            return Ok(true);
+        }
+        if self.statements.len() >= MAX_PREPARED_STATEMENTS {
+            self.write_protocol_error(
+                protocol_codes::TOO_MANY_STATEMENTS,
+                &format!(
+                    "Can't create more than max_prepared_stmt_count statements \
+                     (current value: {MAX_PREPARED_STATEMENTS})"
+                ),
+            );
+            return Ok(true);
+        }
         let id = self.next_statement;
         self.next_statement = self.next_statement.wrapping_add(1).max(1);
-        let column_count = columns.as_ref().map_or(0, |s| s.fields().len());
         let mut out = vec![0x00];
         put_u32(&mut out, id);
         put_u16(&mut out, column_count as u16);
@@ -703,6 +819,7 @@ impl Connection {
                 params: param_count,
                 bound: Vec::new(),
                 long_data: HashMap::new(),
+                overflowed: Default::default(),
             },
         );
         Ok(true)
@@ -718,9 +835,19 @@ impl Connection {
         if let Some(statement) = self.statements.get_mut(&id)
             && usize::from(param) < statement.params
         {
-            let data = statement.long_data.entry(usize::from(param)).or_default();
-            if data.len() + d.remaining() <= limit {
-                data.extend_from_slice(d.rest());
+            let index = usize::from(param);
+            let sent = statement.long_data.get(&index).map_or(0, Vec::len);
+            if sent + d.remaining() > limit {
+                // Kept as a mark: the execution fails rather than run with
+                // part of a value.
+                statement.long_data.remove(&index);
+                statement.overflowed.insert(index);
+            } else if !statement.overflowed.contains(&index) {
+                statement
+                    .long_data
+                    .entry(index)
+                    .or_default()
+                    .extend_from_slice(d.rest());
             }
         }
     }
@@ -745,6 +872,19 @@ impl Connection {
             self.unknown_statement("mysqld_stmt_execute");
             return Ok(true);
         };
+        if let Some(&param) = statement.overflowed.iter().next() {
+            statement.overflowed.clear();
+            statement.long_data.clear();
+            self.write_protocol_error(
+                protocol_codes::PACKET_TOO_LARGE,
+                &format!(
+                    "Parameter {} of the prepared statement, sent with COM_STMT_SEND_LONG_DATA, \
+                     is longer than 'max_allowed_packet' bytes",
+                    param + 1
+                ),
+            );
+            return Ok(true);
+        }
         let decoded = params::decode_values(
             &mut d,
             statement.params,
@@ -770,8 +910,10 @@ impl Connection {
                 Ok(true)
             }
             Watched::Done(Ok(result)) => {
-                self.send_result(&result, false, Rows::Binary, &cancel)
-                    .await
+                let sent = self
+                    .send_result(&result, false, Rows::Binary, &cancel)
+                    .await?;
+                Ok(!matches!(sent, Sent::ClientGone))
             }
         }
     }

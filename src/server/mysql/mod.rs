@@ -81,11 +81,18 @@ async fn serve(stream: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shar
         }
         Err(_) => return,
     };
+    // Leaves the server's list however the connection ends (a panic too).
+    struct Registered(Arc<Shared>, u64);
+    impl Drop for Registered {
+        fn drop(&mut self) {
+            self.0.connections.lock().remove(&self.1);
+        }
+    }
     shared.connections.lock().insert(session.id());
+    let _registered = Registered(Arc::clone(&shared), session.id());
     Connection::new(Arc::clone(&shared), packets, Arc::clone(&session), peer)
         .run()
         .await;
-    shared.connections.lock().remove(&session.id());
     session.end().await;
 }
 

@@ -80,12 +80,16 @@ impl Packets {
                     limit,
                 });
             }
+            // The buffer grows as bytes arrive, not as the header claims.
             let start = payload.len();
-            payload.resize(start + len, 0);
-            self.io
-                .read_exact(&mut payload[start..])
+            let read = (&mut self.io)
+                .take(len as u64)
+                .read_to_end(&mut payload)
                 .await
-                .map_err(truncated)?;
+                .map_err(PacketError::Io)?;
+            if read < len || payload.len() - start < len {
+                return Err(PacketError::Truncated);
+            }
             if len < MAX_PAYLOAD {
                 return Ok(Some(payload));
             }
@@ -99,6 +103,11 @@ impl Packets {
             Ok(buffered) => buffered.is_empty(),
             Err(_) => true,
         }
+    }
+
+    /// Whether what the client sent next is COM_QUIT (it is closing).
+    pub fn quit_is_buffered(&self) -> bool {
+        self.io.buffer().starts_with(&[1, 0, 0, 0, 1])
     }
 
     /// Whether the client has sent bytes not yet read (pipelined commands).

@@ -307,6 +307,12 @@ fn time_value(body: &[u8]) -> Result<ScalarValue, WireError> {
     }
     let negative = body[0] == 1;
     let days = i64::from(u32::from_le_bytes([body[1], body[2], body[3], body[4]]));
+    if days > 34 {
+        // MySQL's TIME ends at 838:59:59.
+        return Err(WireError::Invalid {
+            what: format!("a TIME parameter of {days} days is out of range"),
+        });
+    }
     let seconds =
         days * 86_400 + i64::from(body[5]) * 3600 + i64::from(body[6]) * 60 + i64::from(body[7]);
     let micros = if body.len() == 12 {
@@ -351,6 +357,20 @@ mod tests {
         );
         assert!(decimal_value("1e5").is_err());
         assert!(decimal_value("").is_err());
+    }
+
+    #[test]
+    fn times_beyond_mysqls_range_are_errors_not_overflows() {
+        let mut body = vec![0];
+        body.extend_from_slice(&u32::MAX.to_le_bytes());
+        body.extend_from_slice(&[23, 59, 59]);
+        body.extend_from_slice(&999_999u32.to_le_bytes());
+        assert!(time_value(&body).is_err());
+        let ok = [1, 2, 0, 0, 0, 3, 4, 5];
+        assert_eq!(
+            time_value(&ok).unwrap(),
+            ScalarValue::Time64Microsecond(Some(-(2 * 86_400 + 3 * 3600 + 4 * 60 + 5) * 1_000_000))
+        );
     }
 
     #[test]
