@@ -29,7 +29,8 @@ pub use crate::rowstore::InsertMode;
 pub use crate::rowstore::log::ConsumerPosition;
 pub use crate::sql::{
     LoadOptions, LoadSource, OffloadMode, ProcessInfo, QueryResult, RefreshOutcome, ResultStream,
-    Session, TableRow, bulk_source_error, external_definition, file_format_named, split_statements,
+    Session, TableRow, bulk_source_error, conform, datafusion_error, external_definition,
+    file_format_named, split_statements,
 };
 pub use crate::store::LoadProgress;
 

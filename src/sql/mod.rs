@@ -44,7 +44,7 @@ use crate::error::{Error, ErrorKind, MySqlCode, codes};
 pub use dml::source_error as bulk_source_error;
 pub use external::{RefreshOutcome, external_definition, file_format_named};
 pub use load::{LoadOptions, LoadSource};
-pub use output::logical_schema;
+pub use output::{conform, logical_schema};
 pub use process::ProcessInfo;
 pub use resolve::{CATALOG_NAME, Engine, Route};
 pub use result::{QueryResult, ResultStream};

@@ -26,7 +26,9 @@ pub fn logical_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-fn decode(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+/// `batch` with each column cast to `schema`'s type where it differs (the
+/// same values, in the encoding the schema declares).
+pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = batch
         .columns()
         .iter()
@@ -50,7 +52,7 @@ pub fn decode_stream(stream: SendableRecordBatchStream) -> SendableRecordBatchSt
     let out_schema = Arc::clone(&schema);
     Box::pin(RecordBatchStreamAdapter::new(
         out_schema,
-        stream.map(move |batch| decode(batch?, &schema)),
+        stream.map(move |batch| conform(batch?, &schema)),
     ))
 }
 

@@ -22,7 +22,7 @@ use super::params::{self, BoundType};
 use super::wire::{Decoder, WireError, put_lenenc_int, put_u16, put_u32};
 use crate::cancel::Cancel;
 use crate::error::{Error, MySqlCode, codes};
-use crate::instance::{QueryResult, Session, split_statements};
+use crate::instance::{QueryResult, Session, conform, datafusion_error, split_statements};
 use crate::server::Shared;
 
 /// How long a client has to log in.
@@ -102,33 +102,6 @@ enum Sent {
     /// An ERR was sent: the rest of a script is not run.
     Failed,
     ClientGone,
-}
-
-/// A batch's columns as the result's schema declared them (a stream's
-/// batches may carry another encoding of the same values).
-fn declared_columns(
-    batch: &arrow::array::RecordBatch,
-    schema: &SchemaRef,
-) -> Result<Vec<arrow::array::ArrayRef>, Error> {
-    batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(Arc::clone(column))
-            } else {
-                arrow::compute::cast(column, field.data_type()).map_err(|e| Error::Panic {
-                    what: "sending a result".into(),
-                    message: format!(
-                        "column {} cannot be sent as {}: {e}",
-                        field.name(),
-                        field.data_type()
-                    ),
-                })
-            }
-        })
-        .collect()
 }
 
 /// What became of a statement the connection waited on.
@@ -683,15 +656,15 @@ impl Connection {
                 }
                 Some(Ok(batch)) => {
                     // Rows are encoded as the columns were declared.
-                    let columns = match declared_columns(&batch, &schema) {
-                        Ok(columns) => columns,
+                    let batch = match conform(batch, &schema) {
+                        Ok(batch) => batch,
                         Err(error) => {
-                            self.write_error(&error);
+                            self.write_error(&datafusion_error(result.statement(), error));
                             return Ok(Sent::Failed);
                         }
                     };
                     let encoders: Vec<ColumnEncoder> =
-                        columns.iter().map(ColumnEncoder::new).collect();
+                        batch.columns().iter().map(ColumnEncoder::new).collect();
                     let mut row = Vec::with_capacity(256);
                     for index in 0..batch.num_rows() {
                         row.clear();
