@@ -16,12 +16,13 @@ step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
 step "installing test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-# The MySQL endpoint's tests drive the real `mariadb` client from Debian.
-if ! command -v mariadb >/dev/null; then
+# The endpoints' tests drive the real `mariadb` client and HAProxy from Debian.
+if ! command -v mariadb >/dev/null || ! { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null; then
   SUDO=""
   [ "$(id -u)" = "0" ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mariadb-client-core >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    mariadb-client-core haproxy >/dev/null
 fi
 
 step "formatting and Python lint"

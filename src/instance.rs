@@ -28,11 +28,23 @@ pub use crate::config::EngineConfig;
 pub use crate::rowstore::InsertMode;
 pub use crate::rowstore::log::ConsumerPosition;
 pub use crate::sql::{
-    LoadOptions, LoadSource, OffloadMode, ProcessInfo, QueryResult, RefreshOutcome, ResultStream,
-    Session, TableRow, bulk_source_error, conform, datafusion_error, external_definition,
-    file_format_named, split_statements,
+    CATALOG_NAME, LoadOptions, LoadSource, OffloadMode, ProcessInfo, QueryResult, RefreshOutcome,
+    ResultStream, Session, TableRow, bulk_source_error, conform, datafusion_error,
+    external_definition, file_format_named, split_statements,
 };
 pub use crate::store::LoadProgress;
+
+/// The kinds of tables a catalog listing names.
+pub const TABLE_TYPES: [&str; 3] = ["TABLE", "EXTERNAL TABLE", "VIEW"];
+
+fn table_type(kind: crate::catalog::EntryKind) -> &'static str {
+    use crate::catalog::EntryKind;
+    match kind {
+        EntryKind::RowTable | EntryKind::ClusterTable => TABLE_TYPES[0],
+        EntryKind::ExternalTable => TABLE_TYPES[1],
+        EntryKind::View => TABLE_TYPES[2],
+    }
+}
 
 /// How often the automatic refresh looks for external tables that are due.
 const AUTO_REFRESH_TICK: Duration = Duration::from_millis(100);
@@ -251,6 +263,30 @@ impl Instance {
 
     pub fn nodes(&self) -> Vec<NodeStatus> {
         self.services.cluster.node_status()
+    }
+
+    /// The databases of the catalog, in name order.
+    pub fn database_names(&self) -> Vec<String> {
+        let mut names = self.services.catalog.database_names();
+        names.sort();
+        names
+    }
+
+    /// Every table and view as (database, name, type), the type one of
+    /// [`TABLE_TYPES`]: what the endpoints' catalog listings show.
+    pub fn table_listing(&self) -> Vec<(String, String, &'static str)> {
+        let catalog = &self.services.catalog;
+        let mut listing = Vec::new();
+        for database in self.database_names() {
+            for table in catalog.names(&database) {
+                let kind = match catalog.resolve(&TableName::new(database.clone(), table.clone())) {
+                    Some(entry) => table_type(entry.kind()),
+                    None => continue,
+                };
+                listing.push((database.clone(), table, kind));
+            }
+        }
+        listing
     }
 
     /// Every session and what it runs.

@@ -1,78 +1,170 @@
 """The ``lakewave`` command (also ``python -m lakewave``).
 
-``lakewave serve`` serves an instance over the MySQL protocol until SIGTERM or
-Ctrl-C; ``lakewave demo`` starts a two-node cluster, loads a table, runs
-analytic queries, and prints the results, the plan and the cluster's memory."""
+``lakewave serve`` serves an instance over the MySQL protocol and Arrow Flight
+SQL until SIGTERM or Ctrl-C; ``lakewave demo`` tells the story: row-store
+tables, SECONDARY_LOAD, DML that propagates, EXPLAIN showing the offload, the
+status tables, an external Delta table refreshed incrementally, and the
+server."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import lakewave as lw
 
-DEMO_ROWS = 2_000_000
+DEMO_ROWS = 500_000
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+
+
+def _step(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def _show(db: lw.Connection, query: str, title: str | None = None) -> None:
+    started = time.perf_counter()
+    text = str(db.sql(query))
+    elapsed = (time.perf_counter() - started) * 1000
+    print(f"{title or query.strip()}  ({elapsed:.0f} ms)\n{text}")
+
+
+def _engine(db: lw.Connection, query: str) -> str:
+    rows = db.sql(f"EXPLAIN {query}").fetchall()
+    return next(text for kind, text in rows if kind == "engine")
 
 
 def demo(rows: int) -> None:
-    db = lw.connect(nodes=2)
+    """The story in under a minute: a row-store table, SECONDARY_LOAD, DML
+    that propagates, EXPLAIN showing the offload, the status tables, an
+    external Delta table refreshed incrementally, and the server."""
+    folder = Path(tempfile.mkdtemp(prefix="lakewave-demo-"))
+    db = lw.connect(folder / "demo.db", nodes=2, config={"instance_name": "lakewave-demo"})
     shape = db.shape
     print(
-        f"lakewave {lw.__version__}: {shape['nodes']} nodes, "
-        f"{shape['memory_per_node'] / 2**30:.1f} GiB each, {shape['threads']} threads\n"
+        f"lakewave {lw.__version__}: a DB system (row store) in {folder / 'demo.db'} and a cluster of "
+        f"{shape['nodes']} nodes, {shape['memory_per_node'] / 2**30:.1f} GiB each"
     )
 
+    _step("1. Tables in the DB system (the row store owns the data)")
     started = time.perf_counter()
+    db.sql("CREATE DATABASE shop")
+    db.sql("CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(40), region VARCHAR(8))")
+    db.sql(
+        "INSERT INTO shop.customers SELECT value, concat('customer ', value), "
+        "CASE value % 3 WHEN 0 THEN 'EMEA' WHEN 1 THEN 'AMER' ELSE 'APAC' END FROM generate_series(1, 1000)"
+    )
+    db.sql(
+        "CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, customer_id INT NOT NULL, product VARCHAR(20), "
+        "amount DECIMAL(10,2), placed DATE)"
+    )
     db.sql(f"""
-        CREATE TABLE orders AS
-        SELECT value AS order_id,
+        INSERT INTO shop.orders
+        SELECT value, (value * 7919) % 1000 + 1,
                CASE value % 5 WHEN 0 THEN 'Keyboard' WHEN 1 THEN 'Mouse' WHEN 2 THEN 'Monitor'
-                              WHEN 3 THEN 'Laptop' ELSE 'Headset' END AS product,
-               CASE value % 3 WHEN 0 THEN 'EU' WHEN 1 THEN 'US' ELSE 'APAC' END AS region,
-               CAST((value * 7919) % 100000 AS DOUBLE) / 100.0 AS amount,
-               DATE '2024-01-01' + CAST(value / {max(rows // 365, 1)} AS INT) AS order_date
-        FROM generate_series(1, {rows}) AS t(value)
-    """).fetchall()
-    print(f"loaded {rows:,} orders in {time.perf_counter() - started:.2f} s")
+                              WHEN 3 THEN 'Laptop' ELSE 'Headset' END,
+               CAST((value * 104729) % 100000 AS DECIMAL(10,2)) / 100,
+               DATE '2024-01-01' + CAST(value / {max(rows // 365, 1)} AS INT)
+        FROM generate_series(1, {rows})""")
+    print(f"inserted 1,000 customers and {rows:,} orders in {time.perf_counter() - started:.1f} s")
+
+    _step("2. SECONDARY_LOAD: a columnar, partitioned copy in the cluster's memory")
+    started = time.perf_counter()
+    db.sql("ALTER TABLE shop.customers SECONDARY_LOAD")
+    db.sql("ALTER TABLE shop.orders SECONDARY_LOAD")
+    print(f"loaded in {time.perf_counter() - started:.1f} s")
     for table in db.tables():
         print(
-            f"  {table['database']}.{table['table']}: {table['rows']:,} rows, "
-            f"{table['bytes'] / 2**20:.1f} MiB in {table['chunks']} chunks over "
-            f"{table['partitions']} partitions; dictionary-encoded: {', '.join(table['dictionary_columns']) or '-'}"
+            f"  {table['database']}.{table['table']}: {table['rows']:,} rows, {table['bytes'] / 2**20:.1f} MiB "
+            f"in {table['chunks']} chunks over {table['partitions']} partitions"
         )
 
-    queries = {
-        "revenue by product": """
-            SELECT product, count(*) AS orders, round(sum(amount), 2) AS revenue
-            FROM orders GROUP BY product ORDER BY revenue DESC""",
-        "best region per month (window function)": """
-            SELECT month, region, revenue FROM (
-                SELECT date_trunc('month', order_date) AS month, region, round(sum(amount), 2) AS revenue,
-                       rank() OVER (PARTITION BY date_trunc('month', order_date) ORDER BY sum(amount) DESC) AS r
-                FROM orders GROUP BY 1, 2) WHERE r = 1 ORDER BY month LIMIT 6""",
-        "one week of orders (zone maps prune chunks)": """
-            SELECT count(*) AS orders, round(avg(amount), 2) AS avg_amount
-            FROM orders WHERE order_date BETWEEN DATE '2024-03-01' AND DATE '2024-03-07'""",
-    }
-    for title, query in queries.items():
-        started = time.perf_counter()
-        result = db.sql(query)
-        text = str(result)
-        print(f"\n{title} ({(time.perf_counter() - started) * 1000:.0f} ms)\n{text}")
+    _step("3. EXPLAIN: SELECTs are offloaded to the cluster while its data is fresh")
+    revenue = """
+        SELECT c.region, count(*) AS orders, sum(o.amount) AS revenue
+        FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id
+        GROUP BY c.region ORDER BY revenue DESC"""
+    print(f"engine: {_engine(db, revenue)}")
+    _show(db, revenue, "revenue by region, in the cluster")
+    db.sql("SET use_secondary_engine = OFF")
+    print(f"\nwith use_secondary_engine = OFF, engine: {_engine(db, revenue)}")
+    _show(db, revenue, "the same query in the row store")
+    db.sql("SET use_secondary_engine = ON")
 
-    plan = db.sql("EXPLAIN SELECT count(*) FROM orders WHERE order_date = DATE '2024-03-01'").fetchall()
-    scan = [line for _, text in plan for line in text.splitlines() if "ClusterScanExec" in line]
-    print("\nthe scan in the physical plan:\n  " + "\n  ".join(s.strip() for s in scan))
-    print("\nnodes:")
-    for node in db.nodes():
-        print(
-            f"  node {node['node']}: {node['memory_used'] / 2**20:.1f} MiB used of "
-            f"{node['memory_budget'] / 2**30:.1f} GiB, {node['partitions']} partitions"
-        )
+    _step("4. DML commits in the row store and propagates to the cluster in small batches")
+    db.sql(
+        "UPDATE shop.orders SET amount = amount * 2 WHERE product = 'Laptop' AND placed < DATE '2024-02-01'"
+    )
+    db.sql("DELETE FROM shop.orders WHERE id % 100 = 0")
+    db.sql("INSERT INTO shop.orders VALUES (9000000001, 1, 'Headset', 99.99, DATE '2025-01-01')")
+    db.sync()  # the propagator runs on its own; sync() waits for it
+    count = "SELECT count(*), sum(amount) FROM shop.orders"
+    on = db.sql(count).fetchone()
+    db.sql("SET use_secondary_engine = OFF")
+    off = db.sql(count).fetchone()
+    db.sql("SET use_secondary_engine = ON")
+    print(f"cluster: {on[0]:,} orders, {on[1]}; row store: {off[0]:,} orders, {off[1]}")
+
+    _step("5. Status tables, as HeatWave names them")
+    _show(
+        db,
+        "SELECT NAME, LOAD_STATUS, POOL_TYPE, NROWS, SNAPSHOT_SCN FROM performance_schema.rpd_tables, "
+        "performance_schema.rpd_table_id WHERE rpd_tables.ID = rpd_table_id.ID ORDER BY NAME",
+        "performance_schema.rpd_tables",
+    )
+    _show(
+        db,
+        "SELECT * FROM performance_schema.global_status WHERE variable_name LIKE 'rapid_change_propagation%'",
+        "change propagation",
+    )
+
+    _step("6. An external Delta table (written by delta-rs): in place, loaded, refreshed")
+    lake = folder / "lake" / "web_orders"
+    shutil.copytree(DEMO_DATA / "delta_orders", lake)
+    db.sql(
+        "CREATE EXTERNAL TABLE shop.web_orders (order_id INT, customer_id INT, product LONGTEXT, amount DOUBLE) "
+        f"FILE_FORMAT = (FORMAT delta) FILES = (URI '{lake.as_uri()}/')"
+    )
+    web = "SELECT count(*) AS orders, round(sum(amount), 2) AS amount FROM shop.web_orders"
+    print(f"in place, engine: {_engine(db, web)}")
+    db.sql("ALTER TABLE shop.web_orders SECONDARY_LOAD")
+    print(f"loaded, engine: {_engine(db, web)}")
+    _show(db, web)
+    # A new commit lands (version 1); the refresh reads only what it added.
+    shutil.copytree(DEMO_DATA / "next_commit", lake, dirs_exist_ok=True)
+    db.sql("SET @options = JSON_OBJECT('mode', 'normal', 'refresh_external_tables', TRUE)")
+    refreshed = db.sql(
+        'CALL sys.HEATWAVE_LOAD(CAST(\'[{"db_name": "shop", "tables": '
+        '[{"table_name": "web_orders"}]}]\' AS JSON), @options)'
+    ).fetchall()
+    for name, what in refreshed:
+        print(f"{name}: {what}")
+    _show(
+        db,
+        """SELECT c.region, count(*) AS web_orders, round(sum(w.amount), 2) AS amount
+           FROM shop.web_orders w JOIN shop.customers c ON c.id = w.customer_id
+           GROUP BY c.region ORDER BY c.region""",
+        "the lakehouse joined with the row store, in the cluster",
+    )
+
+    _step("7. On the network: the MySQL protocol and Arrow Flight SQL")
+    server = db.serve(mysql_port=0, flight_port=0)
+    with socket.create_connection((server.host, server.mysql_port), timeout=5) as probe:
+        greeting = probe.recv(256)
+    version = greeting[5 : greeting.index(b"\0", 5)].decode()
+    print(f"serving: MySQL {version} on {server.host}:{server.mysql_port}, Flight SQL on {server.flight_uri}")
+    print(f"  mariadb -h {server.host} -P {server.mysql_port} -u root -e 'SELECT @@hostname'")
+    print(f"  adbc_driver_flightsql.dbapi.connect('{server.flight_uri}')")
+    print(f"standalone, on this database file: lakewave serve --database {folder / 'demo.db'}")
+    server.close()
+    db.close()
 
 
 def _config_pairs(pairs: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -113,6 +205,7 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         server = db.serve(
             host=args.host,
             mysql_port=args.mysql_port,
+            flight_port=None if args.flight_port < 0 else args.flight_port,
             status_port=args.status_port,
             user=args.user,
             password=password,
@@ -120,6 +213,8 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             check_user=args.check_user or None,
             max_connections=args.max_connections,
             max_allowed_packet=args.max_allowed_packet,
+            tls_certificate=args.tls_cert,
+            tls_key=args.tls_key,
         )
     except lw.Error as e:
         print(f"lakewave serve: {e}", file=sys.stderr)
@@ -128,6 +223,8 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     name = db.sql("SELECT @@hostname").fetchone()[0]
     print(f"lakewave {lw.__version__} instance {name!r} serving {args.database or '(in memory)'}")
     print(f"  MySQL protocol: {server.host}:{server.mysql_port}")
+    if server.flight_uri is not None:
+        print(f"  Flight SQL:     {server.flight_uri}")
     if server.status_port is not None:
         print(f"  status:         http://{server.host}:{server.status_port}/health")
     print("ready for connections", flush=True)
@@ -146,13 +243,20 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lakewave")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("demo", help="load a table into a 2-node cluster and query it")
+    run = commands.add_parser(
+        "demo", help="the story in a minute: row store, offload, propagation, a Delta table, the server"
+    )
     run.add_argument("--rows", type=int, default=DEMO_ROWS)
-    srv = commands.add_parser("serve", help="serve an instance over the MySQL protocol")
+    srv = commands.add_parser("serve", help="serve an instance over the MySQL protocol and Arrow Flight SQL")
     srv.add_argument("--database", metavar="PATH", help="the database file (default: in memory)")
     srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     srv.add_argument("--mysql-port", type=int, default=3306, help="MySQL protocol port (0: any free one)")
+    srv.add_argument(
+        "--flight-port", type=int, default=32010, help="Arrow Flight SQL port (0: any free one; -1: none)"
+    )
     srv.add_argument("--status-port", type=int, default=None, help="HTTP status port (GET /health)")
+    srv.add_argument("--tls-cert", metavar="PEM", help="certificate chain: both endpoints offer TLS")
+    srv.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     srv.add_argument("--instance-name", help="what @@hostname answers")
     srv.add_argument("--user", default="root", help="the account's user name (default root)")
     srv.add_argument("--password", default=None, help="its password (default: $LAKEWAVE_PASSWORD, else none)")

@@ -371,6 +371,7 @@ class Connection:
         *,
         host: str = "127.0.0.1",
         mysql_port: int = 3306,
+        flight_port: int | None = None,
         status_port: int | None = None,
         user: str = "root",
         password: str = "",
@@ -378,6 +379,8 @@ class Connection:
         check_user: str | None = "haproxy",
         max_connections: int = 151,
         max_allowed_packet: int = 64 * 2**20,
+        tls_certificate: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
     ) -> Server:
         """Serve this connection's instance over the MySQL protocol (and an
         HTTP status port answering ``GET /health``), on the instance's own
@@ -386,6 +389,9 @@ class Connection:
         Args:
             host: The address to listen on (default loopback only).
             mysql_port: 0 picks a free port; read it back from the server.
+            flight_port: The Arrow Flight SQL port (``None``: none; 0: a free
+                one). ADBC's Flight SQL driver connects to
+                ``grpc://host:flight_port`` (``grpc+tls://`` with TLS).
             status_port: The HTTP status port (``None``: none; 0: a free one).
             user, password: The one account, unless ``users_file`` is given.
             users_file: A file of ``user:password`` lines.
@@ -393,6 +399,8 @@ class Connection:
                 for HAProxy's ``option mysql-check`` (``None``: no such user).
             max_connections: Clients beyond this get error 1040.
             max_allowed_packet: Larger packets get error 1153.
+            tls_certificate, tls_key: PEM files of a certificate chain and its
+                private key: both endpoints then offer TLS.
 
         The server stops with :meth:`Server.close` or when this connection
         closes.
@@ -400,6 +408,7 @@ class Connection:
         inner = self._inner.serve(
             host,
             int(mysql_port),
+            None if flight_port is None else int(flight_port),
             None if status_port is None else int(status_port),
             user,
             password,
@@ -407,8 +416,10 @@ class Connection:
             check_user,
             int(max_connections),
             int(max_allowed_packet),
+            None if tls_certificate is None else os.fspath(tls_certificate),
+            None if tls_key is None else os.fspath(tls_key),
         )
-        server = Server(inner)
+        server = Server(inner, tls=tls_certificate is not None)
         self._servers.append(server)
         return server
 

@@ -1,9 +1,10 @@
-"""Serving an instance on the network: the MySQL protocol and a status port.
+"""Serving an instance on the network: the MySQL protocol, Arrow Flight SQL
+and a status port.
 
 >>> import lakewave as lw
 >>> db = lw.connect()
->>> server = db.serve(mysql_port=0)
->>> server.mysql_port > 0
+>>> server = db.serve(mysql_port=0, flight_port=0)
+>>> server.mysql_port > 0 and server.flight_port > 0
 True
 >>> server.close()
 """
@@ -15,14 +16,16 @@ from lakewave import _internal
 
 class Server:
     """A running server of one instance. Clients connect to ``host:mysql_port``
-    with any MySQL driver or the ``mariadb``/``mysql`` command-line client; each
-    connection is a session of its own. Closing the server (or the connection
+    with any MySQL driver or the ``mariadb``/``mysql`` command-line client, and
+    to :attr:`flight_uri` with ADBC's Flight SQL driver; each connection (each
+    Flight SQL login) is a session of its own. Closing the server (or the connection
     that started it) cancels running statements and ends every connection."""
 
-    __slots__ = ("_inner",)
+    __slots__ = ("_inner", "_tls")
 
-    def __init__(self, inner: _internal.Server) -> None:
+    def __init__(self, inner: _internal.Server, tls: bool = False) -> None:
         self._inner = inner
+        self._tls = tls
 
     @property
     def host(self) -> str:
@@ -32,6 +35,22 @@ class Server:
     def mysql_port(self) -> int:
         """The MySQL protocol's port (the bound one when 0 was asked for)."""
         return int(self._inner.mysql_port)
+
+    @property
+    def flight_port(self) -> int | None:
+        """The Arrow Flight SQL port, if one was asked for."""
+        port = self._inner.flight_port
+        return None if port is None else int(port)
+
+    @property
+    def flight_uri(self) -> str | None:
+        """``grpc://host:port`` for ADBC's Flight SQL driver (``grpc+tls://``
+        when the server has a certificate)."""
+        port = self.flight_port
+        if port is None:
+            return None
+        scheme = "grpc+tls" if self._tls else "grpc"
+        return f"{scheme}://{self.host}:{port}"
 
     @property
     def status_port(self) -> int | None:

@@ -447,12 +447,13 @@ impl Connection {
 
     /// Serve this connection's instance on the network.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (host, mysql_port, status_port, user, password, users_file, check_user, max_connections, max_allowed_packet))]
+    #[pyo3(signature = (host, mysql_port, flight_port, status_port, user, password, users_file, check_user, max_connections, max_allowed_packet, tls_certificate, tls_key))]
     fn serve(
         &self,
         py: Python<'_>,
         host: String,
         mysql_port: u16,
+        flight_port: Option<u16>,
         status_port: Option<u16>,
         user: &str,
         password: &str,
@@ -460,12 +461,17 @@ impl Connection {
         check_user: Option<&str>,
         max_connections: usize,
         max_allowed_packet: usize,
+        tls_certificate: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
     ) -> PyResult<super::server::Server> {
         self.check_open()?;
+        let tls = super::server::tls_files(tls_certificate, tls_key)?;
         let options = crate::server::ServerOptions {
             host,
             mysql_port,
+            flight_port,
             status_port,
+            tls,
             users: super::server::users(user, password, users_file, check_user)?,
             max_connections,
             max_allowed_packet,

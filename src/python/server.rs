@@ -7,7 +7,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use super::errors::to_pyerr;
-use crate::server::{ServerOptions, Users};
+use crate::server::{ServerError, ServerOptions, TlsFiles, Users};
 
 #[pyclass(frozen, module = "lakewave._internal")]
 pub struct Server {
@@ -30,6 +30,24 @@ pub(super) fn users(
         users.add_check_user(check);
     }
     Ok(users)
+}
+
+/// A certificate and its key, given together or not at all.
+pub(super) fn tls_files(
+    certificate: Option<std::path::PathBuf>,
+    key: Option<std::path::PathBuf>,
+) -> PyResult<Option<TlsFiles>> {
+    match (certificate, key) {
+        (Some(certificate), Some(key)) => Ok(Some(TlsFiles { certificate, key })),
+        (None, None) => Ok(None),
+        _ => Err(to_pyerr(
+            ServerError::Option {
+                name: "tls".into(),
+                message: "give both a certificate and its key".into(),
+            }
+            .into(),
+        )),
+    }
 }
 
 impl Server {
@@ -56,6 +74,11 @@ impl Server {
     #[getter]
     fn mysql_port(&self) -> u16 {
         self.inner.mysql_address().port()
+    }
+
+    #[getter]
+    fn flight_port(&self) -> Option<u16> {
+        self.inner.flight_address().map(|a| a.port())
     }
 
     #[getter]

@@ -1,12 +1,16 @@
-//! The network endpoints of one instance: the MySQL protocol (`mysql`) and
-//! an HTTP status port (`status`), on the instance's tokio runtime. Each
-//! client connection is one session of the instance (`instance::Session`),
-//! so everything a statement does (routing, cancellation, error numbers) is
-//! the core's; this module owns only the wire formats, the accounts and the
-//! listeners. It must not reach past `instance`.
+//! The network endpoints of one instance: the MySQL protocol (`mysql`),
+//! Arrow Flight SQL (`flight`) and an HTTP status port (`status`), on the
+//! instance's tokio runtime. Each client connection (each Flight SQL login)
+//! is one session of the instance (`instance::Session`), so everything a
+//! statement does (routing, cancellation, error numbers) is the core's; this
+//! module owns only the wire formats, the accounts, TLS and the listeners.
+//! It must not reach past `instance`.
 
+mod flight;
+mod markers;
 mod mysql;
 mod status;
+mod tls;
 pub mod users;
 
 use std::collections::HashSet;
@@ -45,13 +49,21 @@ pub enum ServerError {
     },
     #[error("invalid server option {name}: {message}")]
     Option { name: String, message: String },
+    #[error("TLS {what} {path}: {message}")]
+    Tls {
+        what: &'static str,
+        path: String,
+        message: String,
+    },
 }
 
 impl ServerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ServerError::Bind { .. } => ErrorKind::Operational,
-            ServerError::UsersFile { .. } | ServerError::Option { .. } => ErrorKind::Interface,
+            ServerError::UsersFile { .. }
+            | ServerError::Option { .. }
+            | ServerError::Tls { .. } => ErrorKind::Interface,
         }
     }
 
@@ -60,6 +72,8 @@ impl ServerError {
             // ER_IPSOCK_ERROR: "Can't create IP socket".
             ServerError::Bind { .. } => MySqlCode::new(1081, "08S01"),
             ServerError::UsersFile { .. } => codes::FILE_NOT_FOUND,
+            // ER_SSL_LIBRARY_ERROR-like: the certificate or key is unusable.
+            ServerError::Tls { .. } => MySqlCode::new(2026, "HY000"),
             ServerError::Option { .. } => codes::WRONG_ARGUMENTS,
         }
     }
@@ -72,6 +86,8 @@ pub struct ServerOptions {
     pub host: String,
     /// 0: any free port.
     pub mysql_port: u16,
+    /// The Arrow Flight SQL port, if any; 0: any free port.
+    pub flight_port: Option<u16>,
     /// An HTTP status port (`GET /health`), if any; 0: any free port.
     pub status_port: Option<u16>,
     pub users: Users,
@@ -80,6 +96,16 @@ pub struct ServerOptions {
     /// Packets above this are refused (error 1153) and close the connection.
     pub max_allowed_packet: usize,
     pub server_version: String,
+    /// A certificate chain and private key (PEM files): both endpoints
+    /// offer TLS with them.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where a server's certificate chain and private key are (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerOptions {
@@ -87,11 +113,13 @@ impl Default for ServerOptions {
         ServerOptions {
             host: "127.0.0.1".into(),
             mysql_port: 3306,
+            flight_port: None,
             status_port: None,
             users: Users::single("root", "", Some("haproxy")),
             max_connections: 151,
             max_allowed_packet: 64 << 20,
             server_version: SERVER_VERSION.into(),
+            tls: None,
         }
     }
 }
@@ -106,12 +134,15 @@ pub(crate) struct Shared {
     /// Sessions of the open connections.
     connections: Mutex<HashSet<u64>>,
     mysql_address: SocketAddr,
+    /// TLS for the MySQL endpoint, when a certificate was given.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A running server; `close()` (or dropping it) stops it.
 pub struct Server {
     shared: Arc<Shared>,
     mysql_address: SocketAddr,
+    flight_address: Option<SocketAddr>,
     status_address: Option<SocketAddr>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -134,6 +165,11 @@ impl Server {
             }
             .into());
         }
+        let certificate = options
+            .tls
+            .as_ref()
+            .map(tls::Certificate::read)
+            .transpose()?;
         let handle = instance.handle();
         let bind = |endpoint: &'static str, port: u16| {
             let address = format!("{}:{port}", options.host);
@@ -146,6 +182,10 @@ impl Server {
                 })
         };
         let mysql = bind("MySQL protocol", options.mysql_port)?;
+        let flight = options
+            .flight_port
+            .map(|port| bind("Flight SQL endpoint", port))
+            .transpose()?;
         let status = options
             .status_port
             .map(|port| bind("status port", port))
@@ -156,6 +196,7 @@ impl Server {
             source,
         })?;
         let status_address = status.as_ref().and_then(|s| s.local_addr().ok());
+        let flight_address = flight.as_ref().and_then(|s| s.local_addr().ok());
         let shared = Arc::new(Shared {
             instance,
             users: options.users.clone(),
@@ -163,14 +204,20 @@ impl Server {
             stopping: Cancel::new(),
             connections: Mutex::new(HashSet::new()),
             mysql_address,
+            tls: certificate.as_ref().map(tls::Certificate::mysql_acceptor),
         });
         let mut tasks = vec![handle.spawn(mysql::accept_loop(mysql, Arc::clone(&shared)))];
+        if let Some(flight) = flight {
+            let tls = certificate.as_ref().map(tls::Certificate::flight_config);
+            tasks.push(handle.spawn(flight::serve(flight, Arc::clone(&shared), tls)));
+        }
         if let Some(status) = status {
             tasks.push(handle.spawn(status::serve(status, Arc::clone(&shared))));
         }
         Ok(Server {
             shared,
             mysql_address,
+            flight_address,
             status_address,
             tasks: Mutex::new(tasks),
         })
@@ -178,6 +225,10 @@ impl Server {
 
     pub fn mysql_address(&self) -> SocketAddr {
         self.mysql_address
+    }
+
+    pub fn flight_address(&self) -> Option<SocketAddr> {
+        self.flight_address
     }
 
     pub fn status_address(&self) -> Option<SocketAddr> {

@@ -103,6 +103,18 @@ impl Account {
     }
 }
 
+impl Account {
+    /// A password sent in the clear (Flight SQL's basic authentication,
+    /// over TLS where it matters): compared by its double SHA256, the
+    /// digest the account keeps.
+    pub fn verify_plain(&self, password: &str) -> bool {
+        if !self.has_password {
+            return password.is_empty();
+        }
+        constant_time_eq(&sha256(&sha256(password.as_bytes())), &self.sha2)
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -178,6 +190,15 @@ impl Users {
     pub fn get(&self, name: &str) -> Option<&Account> {
         self.accounts.get(name)
     }
+
+    /// The account a client that sends no credentials is: one without a
+    /// password that may run statements (`root` when the server was started
+    /// without `--password`), if there is one.
+    pub fn anonymous(&self) -> Option<&Account> {
+        self.accounts
+            .values()
+            .find(|a| !a.has_password && !a.check_only)
+    }
 }
 
 #[cfg(test)]
@@ -209,7 +230,10 @@ mod tests {
         assert!(!account.verify_native(scramble, b""));
         assert!(account.verify_sha2(scramble, &sha2_response("s3cr3t: with colon", scramble)));
         assert!(!account.verify_sha2(scramble, &sha2_response("wrong", scramble)));
+        assert!(account.verify_plain("s3cr3t: with colon"));
+        assert!(!account.verify_plain("s3cr3t"));
         let open = Account::new("root", "");
+        assert!(open.verify_plain("") && !open.verify_plain("x"));
         assert!(open.verify_native(scramble, b""));
         assert!(!open.verify_native(scramble, &native_response("x", scramble)));
     }

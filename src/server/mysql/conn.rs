@@ -282,23 +282,38 @@ impl Connection {
     /// The handshake. `Ok(false)`: refused (the client was told why).
     async fn login(&mut self) -> Result<bool, Problem> {
         let scramble = handshake::new_scramble();
+        let tls = self.shared.tls.clone();
+        let server_caps = if tls.is_some() {
+            handshake::SERVER_CAPABILITIES | caps::SSL
+        } else {
+            handshake::SERVER_CAPABILITIES
+        };
         let greeting = handshake::greeting(
             &self.shared.options.server_version,
             self.connection_id(),
             &scramble,
-            handshake::SERVER_CAPABILITIES,
+            server_caps,
             status::AUTOCOMMIT,
         );
         self.packets.write(&greeting);
         self.flush().await?;
-        let payload = self.read_login_packet().await?;
+        let mut payload = self.read_login_packet().await?;
         if handshake::is_ssl_request(&payload) {
-            self.write_protocol_error(
-                protocol_codes::HANDSHAKE,
-                "this server does not offer TLS; connect without SSL",
-            );
-            self.flush().await?;
-            return Ok(false);
+            let Some(acceptor) = tls else {
+                self.write_protocol_error(
+                    protocol_codes::HANDSHAKE,
+                    "this server does not offer TLS (it was started without a certificate); \
+                     connect without SSL",
+                );
+                self.flush().await?;
+                return Ok(false);
+            };
+            if let Err(error) = self.packets.start_tls(&acceptor).await {
+                return Err(Problem::Protocol(format!(
+                    "the TLS handshake failed: {error}"
+                )));
+            }
+            payload = self.read_login_packet().await?;
         }
         let response = match Response::parse(&payload) {
             Ok(response) => response,
@@ -308,7 +323,7 @@ impl Connection {
                 return Err(Problem::Protocol(error.to_string()));
             }
         };
-        self.client_caps = response.capabilities & handshake::SERVER_CAPABILITIES;
+        self.client_caps = response.capabilities & server_caps;
         self.multi_statements = self.client_caps & caps::MULTI_STATEMENTS != 0;
         let host = self.peer.ip().to_string();
         let account = self.shared.users.get(&response.user).cloned();
@@ -728,7 +743,7 @@ impl Connection {
             );
             return Ok(true);
         };
-        let (numbered, param_count) = params::number_markers(text);
+        let (numbered, param_count) = crate::server::markers::number_markers(text);
         let session = Arc::clone(&self.session);
         let cancel = Cancel::new();
         let columns = match self.watched(&cancel, session.describe(&numbered)).await {

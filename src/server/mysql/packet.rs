@@ -154,6 +154,24 @@ impl Packets {
         self.io.get_mut().flush().await
     }
 
+    /// Switch to TLS after the client's SSL request: the TLS handshake runs
+    /// on what the client sends next. Bytes it sent before its TLS hello
+    /// (none, by the protocol) make the switch fail.
+    pub async fn start_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
+        if !self.io.buffer().is_empty() || !self.out.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "bytes between the SSL request and the TLS handshake",
+            ));
+        }
+        let placeholder: Box<dyn Transport> =
+            Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let plain = std::mem::replace(&mut self.io, BufReader::new(placeholder)).into_inner();
+        let secured = acceptor.accept(plain).await?;
+        self.io = BufReader::with_capacity(64 * 1024, Box::new(secured));
+        Ok(())
+    }
+
     /// Close the write side (after a final error packet).
     pub async fn shutdown(&mut self) {
         let _ = self.flush().await;

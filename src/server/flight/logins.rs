@@ -1,0 +1,290 @@
+//! Who a Flight SQL call is. A handshake with a user name and password
+//! opens a session of the instance and returns a bearer token naming it;
+//! later calls with the token run in that session (its variables, current
+//! database and transaction), until the client's connection closes (as a
+//! MySQL session ends with its connection), it is idle for longer than the
+//! idle timeout, it is killed, or the server stops. A call with basic credentials and
+//! no token, or with none at all when a password-less account exists, runs
+//! in a session of its own that ends with the call. Passwords are compared
+//! by digest and never kept; tokens are random.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use parking_lot::Mutex;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use crate::instance::Session;
+use crate::server::Shared;
+use crate::server::users::Account;
+
+use super::status_with_code;
+use crate::error::codes;
+
+/// One logged-in client.
+struct Login {
+    session: Arc<Session>,
+    user: String,
+    last_used: Instant,
+    /// The connection the client logged in on.
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// The bearer tokens of one server.
+#[derive(Default)]
+pub(super) struct Logins {
+    by_token: Mutex<HashMap<String, Login>>,
+}
+
+/// The session a call runs in.
+pub(super) struct Caller {
+    pub session: Arc<Session>,
+    pub user: String,
+    /// The session is the call's own: it ends when this is dropped.
+    own: bool,
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        if self.own {
+            end_soon(Arc::clone(&self.session));
+        }
+    }
+}
+
+/// End a session off the caller's path (its rollback touches SQLite).
+pub(super) fn end_soon(session: Arc<Session>) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move { session.end().await });
+    } else {
+        session.close();
+    }
+}
+
+fn access_denied(user: &str, host: &str, with_password: bool) -> Status {
+    status_with_code(
+        tonic::Code::Unauthenticated,
+        codes::ACCESS_DENIED,
+        &format!(
+            "Access denied for user '{user}'@'{host}' (using password: {})",
+            if with_password { "YES" } else { "NO" }
+        ),
+    )
+}
+
+/// The user and password of an `authorization: Basic ...` header.
+pub(super) fn basic_credentials(
+    metadata: &MetadataMap,
+) -> Result<Option<(String, String)>, Status> {
+    let Some(value) = metadata.get("authorization") else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Status::invalid_argument("the authorization header is not text"))?;
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Ok(None);
+    };
+    // Go's gRPC clients (ADBC) send the credentials without padding.
+    let encoded = encoded.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded))
+        .map_err(|_| Status::invalid_argument("the basic credentials are not base64"))?;
+    let decoded = String::from_utf8(decoded)
+        .map_err(|_| Status::invalid_argument("the basic credentials are not UTF-8"))?;
+    let (user, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| Status::invalid_argument("the basic credentials are not user:password"))?;
+    Ok(Some((user.to_string(), password.to_string())))
+}
+
+fn bearer_token(metadata: &MetadataMap) -> Option<String> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system's random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Logins {
+    /// The account these credentials name, if the password is right.
+    fn verify<'a>(
+        shared: &'a Shared,
+        user: &str,
+        password: &str,
+        host: &str,
+    ) -> Result<&'a Account, Status> {
+        let account = shared
+            .users
+            .get(user)
+            .filter(|a| a.verify_plain(password))
+            .ok_or_else(|| access_denied(user, host, !password.is_empty()))?;
+        if account.check_only {
+            return Err(status_with_code(
+                tonic::Code::PermissionDenied,
+                crate::error::MySqlCode::new(1227, "42000"),
+                "Access denied; the health-check user may run no statement",
+            ));
+        }
+        Ok(account)
+    }
+
+    async fn open_session(shared: &Shared, user: &str, host: &str) -> Result<Arc<Session>, Status> {
+        let instance = Arc::clone(&shared.instance);
+        let (user, host) = (user.to_string(), host.to_string());
+        let session = tokio::task::spawn_blocking(move || instance.session_for(&user, &host))
+            .await
+            .map_err(|_| Status::internal("opening a session failed"))?
+            .map_err(|e| super::status_of(&e))?;
+        Ok(Arc::new(session))
+    }
+
+    /// The handshake: check the credentials, open a session, return its
+    /// token.
+    pub async fn log_in(
+        &self,
+        shared: &Shared,
+        user: &str,
+        password: &str,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<String, Status> {
+        let host = peer.map_or_else(|| "unknown".to_string(), |p| p.ip().to_string());
+        let host = host.as_str();
+        let account = Self::verify(shared, user, password, host)?;
+        if self.by_token.lock().len() >= shared.options.max_connections {
+            return Err(status_with_code(
+                tonic::Code::ResourceExhausted,
+                crate::error::MySqlCode::new(1040, "08004"),
+                "Too many connections",
+            ));
+        }
+        let session = Self::open_session(shared, &account.name, host).await?;
+        let token = new_token();
+        shared.connections.lock().insert(session.id());
+        self.by_token.lock().insert(
+            token.clone(),
+            Login {
+                session,
+                user: account.name.clone(),
+                last_used: Instant::now(),
+                peer,
+            },
+        );
+        Ok(token)
+    }
+
+    /// The session of a call: its token's, or one of its own.
+    pub async fn caller(
+        &self,
+        shared: &Shared,
+        metadata: &MetadataMap,
+        host: &str,
+    ) -> Result<Caller, Status> {
+        if let Some(token) = bearer_token(metadata) {
+            let mut logins = self.by_token.lock();
+            let Some(login) = logins.get_mut(&token) else {
+                return Err(Status::unauthenticated(
+                    "the bearer token is unknown or expired: log in again",
+                ));
+            };
+            if login.session.is_killed() {
+                let login = logins.remove(&token).expect("present");
+                shared.connections.lock().remove(&login.session.id());
+                return Err(Status::unauthenticated(
+                    "the session of this token was killed: log in again",
+                ));
+            }
+            login.last_used = Instant::now();
+            return Ok(Caller {
+                session: Arc::clone(&login.session),
+                user: login.user.clone(),
+                own: false,
+            });
+        }
+        let account = match basic_credentials(metadata)? {
+            Some((user, password)) => Self::verify(shared, &user, &password, host)?,
+            None => shared.users.anonymous().ok_or_else(|| {
+                status_with_code(
+                    tonic::Code::Unauthenticated,
+                    codes::ACCESS_DENIED,
+                    "Access denied: log in with a user name and password",
+                )
+            })?,
+        };
+        let name = account.name.clone();
+        let session = Self::open_session(shared, &name, host).await?;
+        Ok(Caller {
+            session,
+            user: name,
+            own: true,
+        })
+    }
+
+    /// A session of its own for `user` (a ticket of another database).
+    pub async fn detour(shared: &Shared, user: &str, host: &str) -> Result<Caller, Status> {
+        let session = Self::open_session(shared, user, host).await?;
+        Ok(Caller {
+            session,
+            user: user.to_string(),
+            own: true,
+        })
+    }
+
+    /// End the sessions idle for longer than `idle` (and those killed).
+    pub fn expire(&self, shared: &Shared, idle: Duration) {
+        let now = Instant::now();
+        let expired: Vec<Login> = {
+            let mut logins = self.by_token.lock();
+            let tokens: Vec<String> = logins
+                .iter()
+                .filter(|(_, l)| now.duration_since(l.last_used) > idle || l.session.is_killed())
+                .map(|(t, _)| t.clone())
+                .collect();
+            tokens.iter().filter_map(|t| logins.remove(t)).collect()
+        };
+        for login in expired {
+            shared.connections.lock().remove(&login.session.id());
+            end_soon(login.session);
+        }
+    }
+
+    /// A client's connection closed: the sessions it logged in end.
+    pub fn connection_closed(&self, shared: &Shared, peer: std::net::SocketAddr) {
+        let closed: Vec<Login> = {
+            let mut logins = self.by_token.lock();
+            let tokens: Vec<String> = logins
+                .iter()
+                .filter(|(_, l)| l.peer == Some(peer))
+                .map(|(t, _)| t.clone())
+                .collect();
+            tokens.iter().filter_map(|t| logins.remove(t)).collect()
+        };
+        for login in closed {
+            shared.connections.lock().remove(&login.session.id());
+            end_soon(login.session);
+        }
+    }
+
+    /// End every session (the server stops).
+    pub fn end_all(&self, shared: &Shared) {
+        let all: Vec<Login> = self.by_token.lock().drain().map(|(_, l)| l).collect();
+        for login in all {
+            shared.connections.lock().remove(&login.session.id());
+            end_soon(login.session);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+"""The Arrow Flight SQL endpoint, through ADBC's Flight SQL driver (its DB-API:
+queries, prepared statements with parameters, updates, ``adbc_get_objects``)
+and pyarrow's Flight client for what ADBC hides (tickets served by another
+instance, raw commands); and TLS on both endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import adbc_driver_manager
+import lakewave as lw
+import pyarrow as pa
+import pyarrow.flight as fl
+import pymysql
+import pytest
+
+PASSWORD = "flight pw: with colon"
+LONG_QUERY = (
+    "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
+)
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def seed(db: lw.Connection) -> None:
+    db.sql("CREATE DATABASE shop")
+    db.sql(
+        "CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(40), price DECIMAL(10,2), "
+        "made DATE, seen DATETIME, ok BOOLEAN)"
+    )
+    db.sql(
+        "INSERT INTO shop.items VALUES "
+        "(1, 'bolt', 0.25, DATE '2024-02-29', TIMESTAMP '2024-02-29 13:14:15.123456', true), "
+        "(2, 'nut', 12.50, DATE '1999-12-31', TIMESTAMP '1999-12-31 23:59:59', false)"
+    )
+    db.sql("CREATE VIEW shop.cheap AS SELECT id, name FROM shop.items WHERE price < 1")
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    db = lw.connect(tmp_path / "flight.db", threads=2, config={"instance_name": "lw-flight"})
+    seed(db)
+    server = db.serve(mysql_port=0, flight_port=0, user="app", password=PASSWORD)
+    yield db, server
+    db.close()
+
+
+def connect(server: lw.Server, password: str = PASSWORD, **kwargs):
+    return flight_sql.connect(
+        server.flight_uri,
+        db_kwargs={"username": "app", "password": password, **kwargs},
+        autocommit=True,
+    )
+
+
+def statement_command(query: str) -> bytes:
+    """A Flight SQL CommandStatementQuery packed in a protobuf Any, by hand."""
+
+    def field(number: int, payload: bytes) -> bytes:
+        length = len(payload)
+        varint = b""
+        while True:
+            byte = length & 0x7F
+            length >>= 7
+            varint += bytes([byte | (0x80 if length else 0)])
+            if not length:
+                break
+        return bytes([number << 3 | 2]) + varint + payload
+
+    url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    return field(1, url) + field(2, field(1, query.encode()))
+
+
+def test_queries_return_the_arrow_the_instance_computes(served) -> None:
+    db, server = served
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, name, price, made, seen, ok FROM shop.items ORDER BY id")
+        table = cur.fetch_arrow_table()
+    expected = pa.table(db.sql("SELECT id, name, price, made, seen, ok FROM shop.items ORDER BY id"))
+    assert table.schema.field("price").type == pa.decimal128(10, 2)
+    assert table.schema.field("made").type == pa.date32()
+    assert table.equals(expected)
+    row = table.to_pylist()[0]
+    assert row["price"] == Decimal("0.25")
+    assert row["made"] == dt.date(2024, 2, 29)
+    assert row["seen"] == dt.datetime(2024, 2, 29, 13, 14, 15, 123456)
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@hostname, count(*) FROM shop.cheap")
+        assert cur.fetchone() == ("lw-flight", 1)
+
+
+def test_prepared_statements_bind_parameters_and_updates_count_rows(served) -> None:
+    db, server = served
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT name FROM shop.items WHERE id = ?", parameters=(2,))
+        assert cur.fetchall() == [("nut",)]
+        # The same text again with another value: a new binding.
+        cur.execute("SELECT name FROM shop.items WHERE id = ?", parameters=(1,))
+        assert cur.fetchall() == [("bolt",)]
+        cur.executemany(
+            "INSERT INTO shop.items (id, name, price) VALUES (?, ?, ?)",
+            [(10, "washer", Decimal("0.05")), (11, "screw", Decimal("0.10"))],
+        )
+        assert cur.rowcount == 2
+        cur.execute("UPDATE shop.items SET price = price * 2 WHERE id >= 10")
+        cur.execute("SELECT sum(price) FROM shop.items WHERE id >= 10")
+        assert cur.fetchone()[0] == Decimal("0.30")
+        cur.execute("DELETE FROM shop.items WHERE id = ?", parameters=(11,))
+    assert db.sql("SELECT count(*) FROM shop.items").fetchone() == (3,)
+
+
+def test_each_login_is_a_session_of_its_own(served) -> None:
+    db, server = served
+    with connect(server) as first, connect(server) as second:
+        a, b = first.cursor(), second.cursor()
+        a.execute("SET @answer = 41")
+        a.execute("SELECT @answer + 1")
+        assert a.fetchone() == (42,)
+        b.execute("SELECT @answer")
+        assert b.fetchone() == (None,)
+        a.execute("USE shop")
+        a.execute("SELECT count(*) FROM items")
+        assert a.fetchone() == (2,)
+        a.execute("BEGIN")
+        a.execute("INSERT INTO items (id, name) VALUES (20, 'pending')")
+        b.execute("SELECT count(*) FROM shop.items")
+        assert b.fetchone() == (2,)
+        a.execute("SELECT count(*) FROM items")
+        assert a.fetchone() == (3,)
+        a.execute("COMMIT")
+        b.execute("SELECT count(*) FROM shop.items")
+        assert b.fetchone() == (3,)
+        # Both logins are sessions of the instance, named by their user.
+        users = [row[1] for row in db.sql("SHOW PROCESSLIST").fetchall()]
+        assert users.count("app") == 2
+        a.close()
+        b.close()
+
+    # A session ends with the connection its client logged in on.
+    def app_sessions() -> int:
+        return [row[1] for row in db.sql("SHOW PROCESSLIST").fetchall()].count("app")
+
+    wait_for(lambda: app_sessions() == 0, what="the sessions of closed connections to end")
+
+
+def test_get_objects_lists_catalog_databases_tables_and_columns(served) -> None:
+    _, server = served
+    with connect(server) as conn:
+        objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+        catalogs = {c["catalog_name"]: c for c in objects}
+        assert "lakewave" in catalogs
+        schemas = {s["db_schema_name"]: s for s in catalogs["lakewave"]["catalog_db_schemas"]}
+        tables = {t["table_name"]: t for t in schemas["shop"]["db_schema_tables"]}
+        assert tables["items"]["table_type"] == "TABLE"
+        assert tables["cheap"]["table_type"] == "VIEW"
+        columns = [c["column_name"] for c in tables["items"]["table_columns"]]
+        assert columns == ["id", "name", "price", "made", "seen", "ok"]
+        assert conn.adbc_get_table_schema("items", db_schema_filter="shop").names == columns
+        assert set(conn.adbc_get_table_types()) == {"TABLE", "EXTERNAL TABLE", "VIEW"}
+        info = conn.adbc_get_info()
+        assert info["vendor_name"] == "lakewave"
+
+
+def test_errors_carry_mysql_numbers_and_the_server_keeps_serving(served) -> None:
+    _, server = served
+    with connect(server) as conn, conn.cursor() as cur:
+        with pytest.raises(adbc_driver_manager.Error, match=r"ERROR 1146 \(42S02\)"):
+            cur.execute("SELECT * FROM shop.missing")
+        with pytest.raises(adbc_driver_manager.Error, match="ERROR 1064"):
+            cur.execute("SELEKT 1")
+        with pytest.raises(adbc_driver_manager.Error, match="ERROR 1062"):
+            cur.execute("INSERT INTO shop.items (id, name) VALUES (1, 'again')")
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    with pytest.raises(adbc_driver_manager.Error, match="1045"), connect(server, password="wrong") as conn:
+        conn.cursor().execute("SELECT 1")
+    client = fl.FlightClient(server.flight_uri)
+    with pytest.raises(fl.FlightUnauthenticatedError):
+        client.get_flight_info(
+            fl.FlightDescriptor.for_command(statement_command("SELECT 1")),
+            fl.FlightCallOptions(headers=[(b"authorization", b"Bearer not-a-token")]),
+        )
+    with pytest.raises(fl.FlightUnauthenticatedError, match="1045"):
+        # No credentials: the account has a password.
+        client.get_flight_info(fl.FlightDescriptor.for_command(statement_command("SELECT 1")))
+    with pytest.raises(fl.FlightError, match="not issued by a lakewave server"):
+        token = client.authenticate_basic_token("app", PASSWORD)
+        forged = (
+            b"\x0a\x4btype.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery\x12\x05\x0a\x03abc"
+        )
+        client.do_get(fl.Ticket(forged), fl.FlightCallOptions(headers=[token])).read_all()
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM shop.items")
+        assert cur.fetchone() == (2,)
+
+
+def test_tickets_are_served_by_any_instance_with_the_same_tables(tmp_path: Path) -> None:
+    first = lw.connect(tmp_path / "a.db", config={"instance_name": "a"})
+    second = lw.connect(tmp_path / "b.db", config={"instance_name": "b"})
+    for db in (first, second):
+        seed(db)
+    server_a = first.serve(mysql_port=0, flight_port=0)
+    server_b = second.serve(mysql_port=0, flight_port=0)
+    try:
+        query = "SELECT @@hostname AS host, name FROM shop.items ORDER BY id"
+        info = fl.FlightClient(server_a.flight_uri).get_flight_info(
+            fl.FlightDescriptor.for_command(statement_command(query))
+        )
+        assert info.schema.names == ["host", "name"]
+        ticket = info.endpoints[0].ticket
+        from_b = fl.FlightClient(server_b.flight_uri).do_get(ticket).read_all()
+        assert from_b.to_pylist() == [{"host": "b", "name": "bolt"}, {"host": "b", "name": "nut"}]
+        from_a = fl.FlightClient(server_a.flight_uri).do_get(ticket).read_all()
+        assert from_a.column("host").to_pylist() == ["a", "a"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_client_that_goes_away_cancels_its_query_and_kill_query_stops_one(served) -> None:
+    db, server = served
+
+    def running() -> list:
+        return [p for p in db.sql("SHOW PROCESSLIST").fetchall() if p[-1] and "generate_series" in p[-1]]
+
+    client = fl.FlightClient(server.flight_uri)
+    token = client.authenticate_basic_token("app", PASSWORD)
+    info = client.get_flight_info(
+        fl.FlightDescriptor.for_command(statement_command(LONG_QUERY)),
+        fl.FlightCallOptions(headers=[token]),
+    )
+    reader = client.do_get(info.endpoints[0].ticket, fl.FlightCallOptions(headers=[token]))
+    wait_for(lambda: running(), what="the query to start")
+    reader.cancel()
+    client.close()
+    wait_for(lambda: not running(), timeout=10, what="the query to stop")
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with connect(server) as conn, conn.cursor() as cur:
+                cur.execute(LONG_QUERY)
+                cur.fetchall()
+        except BaseException as e:  # noqa: BLE001 - the test reads it
+            failure.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: running(), what="the second query to start")
+    db.sql(f"KILL QUERY {running()[0][0]}")
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert failure and "1317" in str(failure[0])
+
+
+def test_logins_beyond_max_connections_get_1040_and_anonymous_needs_a_password_less_account(
+    tmp_path: Path,
+) -> None:
+    db = lw.connect()
+    server = db.serve(mysql_port=0, flight_port=0, user="app", password="pw", max_connections=2)
+    try:
+        clients = [fl.FlightClient(server.flight_uri) for _ in range(3)]
+        clients[0].authenticate_basic_token("app", "pw")
+        clients[1].authenticate_basic_token("app", "pw")
+        with pytest.raises(fl.FlightError, match="1040"):
+            clients[2].authenticate_basic_token("app", "pw")
+    finally:
+        db.close()
+    open_db = lw.connect()
+    server = open_db.serve(mysql_port=0, flight_port=0)
+    try:
+        # The default account (root, no password): no credentials needed.
+        with flight_sql.connect(server.flight_uri, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+            assert cur.fetchone()[0].startswith("root@")
+    finally:
+        open_db.close()
+
+
+def write_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_on_both_endpoints_and_bad_certificates_are_refused(tmp_path: Path) -> None:
+    cert, key = write_certificate(tmp_path)
+    db = lw.connect()
+    seed(db)
+    server = db.serve(
+        mysql_port=0, flight_port=0, user="app", password=PASSWORD, tls_certificate=cert, tls_key=key
+    )
+    try:
+        assert server.flight_uri.startswith("grpc+tls://")
+        with (
+            flight_sql.connect(
+                server.flight_uri,
+                db_kwargs={
+                    "username": "app",
+                    "password": PASSWORD,
+                    "adbc.flight.sql.client_option.tls_root_certs": cert.read_text(),
+                },
+                autocommit=True,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT count(*) FROM shop.items")
+            assert cur.fetchone() == (2,)
+        with (
+            pymysql.connect(
+                host=server.host,
+                port=server.mysql_port,
+                user="app",
+                password=PASSWORD,
+                ssl={"ca": str(cert)},
+                ssl_verify_cert=True,
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            assert conn._sock.version().startswith("TLS")  # the socket is TLS
+            cur.execute("SELECT count(*) FROM shop.items")
+            assert cur.fetchone() == (2,)
+        # Plain connections still work on the MySQL port.
+        with pymysql.connect(host=server.host, port=server.mysql_port, user="app", password=PASSWORD) as conn:
+            conn.ping()
+    finally:
+        db.close()
+    db = lw.connect()
+    try:
+        with pytest.raises(lw.InterfaceError, match="cannot be read"):
+            db.serve(mysql_port=0, tls_certificate=tmp_path / "missing.pem", tls_key=key)
+        with pytest.raises(lw.InterfaceError, match="both a certificate and its key"):
+            db.serve(mysql_port=0, tls_certificate=cert)
+        with pytest.raises(lw.InterfaceError, match="holds no PEM private key"):
+            db.serve(mysql_port=0, tls_certificate=cert, tls_key=cert)
+        (tmp_path / "other").mkdir()
+        _, other_key = write_certificate(tmp_path / "other")
+        with pytest.raises(lw.InterfaceError, match="does not fit the certificate"):
+            db.serve(mysql_port=0, tls_certificate=cert, tls_key=other_key)
+        # Nothing was left listening: the same call with good files works.
+        db.serve(mysql_port=0, flight_port=0, tls_certificate=cert, tls_key=key).close()
+    finally:
+        db.close()
