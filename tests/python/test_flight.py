@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,20 +17,9 @@ import pyarrow as pa
 import pyarrow.flight as fl
 import pymysql
 import pytest
+from support import LONG_QUERY, wait_for
 
 PASSWORD = "flight pw: with colon"
-LONG_QUERY = (
-    "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
-)
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def seed(db: lw.Connection) -> None:

@@ -11,7 +11,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,20 +20,15 @@ from pathlib import Path
 import pyarrow as pa
 import pymysql
 import pytest
+from support import free_port, moto_bucket
 
 deltalake = pytest.importorskip("deltalake")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
 BUCKET = "lake"
 TABLE_URI = f"s3://{BUCKET}/market_data/delta_orders"
 PASSWORD = "pw"
 QUERY = "SELECT @@hostname, a.* FROM market_data.delta_orders a ORDER BY order_id"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def haproxy_binary() -> str:
@@ -190,29 +184,8 @@ class Balancer:
 
 @pytest.fixture
 def bucket():
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    import boto3
-
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=BUCKET)
-    delta_options = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
-    yield endpoint, delta_options
-    server.stop()
+    with moto_bucket(BUCKET) as bucket:
+        yield bucket.endpoint, bucket.delta_options
 
 
 def orders(first: int, count: int) -> pa.Table:

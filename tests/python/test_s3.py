@@ -5,7 +5,6 @@ instances in separate processes over the same bucket."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,58 +13,23 @@ import lakewave as lw
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import moto_bucket
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
 deltalake = pytest.importorskip("deltalake")
 
 BUCKET = "lake"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3():
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    options = {
-        "endpoint": endpoint,
-        "access_key_id": "test",
-        "secret_access_key": "test",
-        "region": "us-east-1",
-        "allow_http": "true",
-    }
-    yield client, endpoint, options
-    server.stop()
-
-
-def _delta_options(endpoint: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
+    with moto_bucket(BUCKET) as bucket:
+        yield bucket
 
 
 def test_parquet_on_s3_in_place_and_loaded(s3, tmp_path) -> None:
-    client, _, options = s3
+    client, options = s3.client, s3.options
     for i in range(3):
         local = tmp_path / f"p{i}.parquet"
         pq.write_table(pa.table({"id": [i * 10 + k for k in range(10)], "v": [float(i)] * 10}), local)
@@ -79,7 +43,7 @@ def test_parquet_on_s3_in_place_and_loaded(s3, tmp_path) -> None:
 
 
 def test_wrong_credentials_are_an_error_that_hides_the_secret(s3) -> None:
-    _, _, options = s3
+    options = s3.options
     bad = dict(options, secret_access_key="s3cr3t-value", endpoint="http://127.0.0.1:1")
     db = lw.connect()
     with pytest.raises(lw.Error) as raised:
@@ -91,10 +55,10 @@ def test_wrong_credentials_are_an_error_that_hides_the_secret(s3) -> None:
 
 
 def test_delta_on_s3_refresh_after_a_commit(s3) -> None:
-    _, endpoint, options = s3
+    options = s3.options
     uri = f"s3://{BUCKET}/delta/events"
     write = deltalake.write_deltalake
-    write(uri, pa.table({"id": [1, 2, 3], "kind": ["a", "b", "c"]}), storage_options=_delta_options(endpoint))
+    write(uri, pa.table({"id": [1, 2, 3], "kind": ["a", "b", "c"]}), storage_options=s3.delta_options)
     db = lw.connect()
     db.create_external_table("events", uri, format="delta", storage_options=options)
     db.sql("ALTER TABLE events SECONDARY_LOAD")
@@ -103,7 +67,7 @@ def test_delta_on_s3_refresh_after_a_commit(s3) -> None:
         uri,
         pa.table({"id": [4], "kind": ["d"]}),
         mode="append",
-        storage_options=_delta_options(endpoint),
+        storage_options=s3.delta_options,
     )
     db.sql("SET @options = JSON_OBJECT('mode', 'normal', 'refresh_external_tables', TRUE)")
     status = db.sql(
@@ -138,10 +102,10 @@ CHILD = textwrap.dedent(
 def test_two_instances_over_one_bucket(s3, tmp_path) -> None:
     import json
 
-    _, endpoint, options = s3
+    options = s3.options
     uri = f"s3://{BUCKET}/delta/shared"
     deltalake.write_deltalake(
-        uri, pa.table({"id": [1, 2], "kind": ["x", "y"]}), storage_options=_delta_options(endpoint)
+        uri, pa.table({"id": [1, 2], "kind": ["x", "y"]}), storage_options=s3.delta_options
     )
     script = tmp_path / "instance.py"
     script.write_text(CHILD)
@@ -166,7 +130,7 @@ def test_two_instances_over_one_bucket(s3, tmp_path) -> None:
         assert [f["host"] for f in first] == ["lakewave-a", "lakewave-b"]
         assert first[0]["rows"] == first[1]["rows"] == [[1, "x"], [2, "y"]]
         deltalake.write_deltalake(
-            uri, pa.table({"id": [3], "kind": ["z"]}), mode="append", storage_options=_delta_options(endpoint)
+            uri, pa.table({"id": [3], "kind": ["z"]}), mode="append", storage_options=s3.delta_options
         )
         after = [ask(c, "refresh") for c in children]
         assert after[0]["rows"] == after[1]["rows"] == [[1, "x"], [2, "y"], [3, "z"]]
@@ -177,7 +141,7 @@ def test_two_instances_over_one_bucket(s3, tmp_path) -> None:
 
 
 def test_load_reads_files_from_s3_with_the_lakehouse_readers(s3, tmp_path) -> None:
-    client, _, options = s3
+    client, options = s3.client, s3.options
     local = tmp_path / "items.parquet"
     pq.write_table(pa.table({"id": list(range(100)), "w": [i % 7 for i in range(100)]}), local)
     client.upload_file(str(local), BUCKET, "direct/items.parquet")
@@ -194,7 +158,7 @@ def test_load_reads_files_from_s3_with_the_lakehouse_readers(s3, tmp_path) -> No
 
 
 def test_secrets_never_reach_the_database_file(s3, tmp_path) -> None:
-    client, endpoint, options = s3
+    client, options = s3.client, s3.options
     local = tmp_path / "s.parquet"
     pq.write_table(pa.table({"id": [1, 2]}), local)
     client.upload_file(str(local), BUCKET, "secret/s.parquet")
@@ -211,7 +175,7 @@ def test_secrets_never_reach_the_database_file(s3, tmp_path) -> None:
     escaped = secret.replace("'", "''")
     db.sql(
         f"CREATE EXTERNAL TABLE s2 FILE_FORMAT = (FORMAT parquet) FILES = (URI 's3://{BUCKET}/secret/') "
-        f"STORAGE_OPTIONS = ('endpoint' '{endpoint}', 'access_key_id' 'test', 'region' 'us-east-1', "
+        f"STORAGE_OPTIONS = ('endpoint' '{s3.endpoint}', 'access_key_id' 'test', 'region' 'us-east-1', "
         f"'allow_http' 'true', 'secret_access_key' '{escaped}')"
     )
     db.sql("ALTER TABLE s2 SECONDARY_LOAD")

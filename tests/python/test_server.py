@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
@@ -23,20 +22,9 @@ import lakewave as lw
 import mysql.connector
 import pymysql
 import pytest
+from support import LONG_QUERY, wait_for
 
 PASSWORD = "s3cr3t 'pw' \"with\" quotes"
-LONG_QUERY = (
-    "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
-)
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -247,33 +247,28 @@ impl Logins {
     /// End the sessions idle for longer than `idle` (and those killed).
     pub fn expire(&self, shared: &Shared, idle: Duration) {
         let now = Instant::now();
-        let expired: Vec<Login> = {
-            let mut logins = self.by_token.lock();
-            let tokens: Vec<String> = logins
-                .iter()
-                .filter(|(_, l)| now.duration_since(l.last_used) > idle || l.session.is_killed())
-                .map(|(t, _)| t.clone())
-                .collect();
-            tokens.iter().filter_map(|t| logins.remove(t)).collect()
-        };
-        for login in expired {
-            shared.connections.lock().remove(&login.session.id());
-            end_soon(login.session);
-        }
+        self.end_where(shared, |login| {
+            now.duration_since(login.last_used) > idle || login.session.is_killed()
+        });
     }
 
     /// A client's connection closed: the sessions it logged in end.
     pub fn connection_closed(&self, shared: &Shared, peer: std::net::SocketAddr) {
-        let closed: Vec<Login> = {
+        self.end_where(shared, |login| login.peer == Some(peer));
+    }
+
+    /// Removes the logins `ends` picks and ends their sessions, outside the lock.
+    fn end_where(&self, shared: &Shared, ends: impl Fn(&Login) -> bool) {
+        let ended: Vec<Login> = {
             let mut logins = self.by_token.lock();
             let tokens: Vec<String> = logins
                 .iter()
-                .filter(|(_, l)| l.peer == Some(peer))
-                .map(|(t, _)| t.clone())
+                .filter(|(_, login)| ends(login))
+                .map(|(token, _)| token.clone())
                 .collect();
             tokens.iter().filter_map(|t| logins.remove(t)).collect()
         };
-        for login in closed {
+        for login in ended {
             shared.connections.lock().remove(&login.session.id());
             end_soon(login.session);
         }
@@ -281,10 +276,6 @@ impl Logins {
 
     /// End every session (the server stops).
     pub fn end_all(&self, shared: &Shared) {
-        let all: Vec<Login> = self.by_token.lock().drain().map(|(_, l)| l).collect();
-        for login in all {
-            shared.connections.lock().remove(&login.session.id());
-            end_soon(login.session);
-        }
+        self.end_where(shared, |_| true);
     }
 }

@@ -107,6 +107,9 @@ fn arrow_status(what: &str, error: impl std::fmt::Display) -> Status {
     Status::internal(format!("{what}: {error}"))
 }
 
+/// Parameter IPC bytes bound to a prepared statement, by (user, handle id).
+type BoundParameters = HashMap<(String, u64), Vec<u8>>;
+
 type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
 /// The Flight SQL service of one server.
@@ -117,7 +120,7 @@ pub(super) struct Endpoint {
     /// Parameters bound to prepared statements, by user and handle id, for
     /// clients that keep the handle they prepared rather than the one
     /// binding returned.
-    bound: Arc<Mutex<HashMap<(String, u64), Vec<u8>>>>,
+    bound: Arc<Mutex<BoundParameters>>,
     sql_info: Arc<SqlInfoData>,
 }
 
@@ -514,7 +517,7 @@ impl FlightSqlService for Endpoint {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Self::metadata_info(&schema, query.as_any(), request.into_inner())
     }
 
@@ -602,7 +605,7 @@ impl FlightSqlService for Endpoint {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Self::metadata_info(&schema, query.as_any(), request.into_inner())
     }
 
