@@ -208,7 +208,7 @@ impl Server {
         });
         let mut tasks = vec![handle.spawn(mysql::accept_loop(mysql, Arc::clone(&shared)))];
         if let Some(flight) = flight {
-            let tls = certificate.as_ref().map(tls::Certificate::flight_config);
+            let tls = certificate.as_ref().map(tls::Certificate::flight_acceptor);
             tasks.push(handle.spawn(flight::serve(flight, Arc::clone(&shared), tls)));
         }
         if let Some(status) = status {

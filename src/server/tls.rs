@@ -3,7 +3,9 @@
 //! a key that does not match the certificate fails `serve` rather than the
 //! first client. rustls with ring: the process has two crypto providers
 //! built in (ring and aws-lc, through the object store's HTTP client), so
-//! the provider is named here rather than installed for the process. Key
+//! the provider is named here rather than installed for the process; that
+//! is also why the Flight SQL endpoint's TLS is done here and not by tonic,
+//! whose TLS needs a process-wide provider. Key
 //! material stays in memory and never reaches a message.
 
 use std::path::Path;
@@ -14,14 +16,11 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring::default_provider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Identity, ServerTlsConfig};
 
 use super::{ServerError, TlsFiles};
 
 pub(super) struct Certificate {
-    acceptor: TlsAcceptor,
-    chain_pem: Vec<u8>,
-    key_pem: Vec<u8>,
+    config: ServerConfig,
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ServerError> {
@@ -72,18 +71,17 @@ impl Certificate {
                     format!("does not fit the certificate ({e})"),
                 )
             })?;
-        Ok(Certificate {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            chain_pem,
-            key_pem,
-        })
+        Ok(Certificate { config })
     }
 
     pub fn mysql_acceptor(&self) -> TlsAcceptor {
-        self.acceptor.clone()
+        TlsAcceptor::from(Arc::new(self.config.clone()))
     }
 
-    pub fn flight_config(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new().identity(Identity::from_pem(&self.chain_pem, &self.key_pem))
+    /// gRPC clients insist on HTTP/2 being agreed by ALPN.
+    pub fn flight_acceptor(&self) -> TlsAcceptor {
+        let mut config = self.config.clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
     }
 }

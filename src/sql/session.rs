@@ -229,10 +229,7 @@ impl Session {
             let def = self.parse_external(piece)?;
             return self.create_external(def, piece).await;
         }
-        let parsed = split::bare_user_functions(piece);
-        let mut statements = DFParser::parse_sql_with_dialect(&parsed, &GenericDialect {})
-            .map_err(|e| datafusion_error(piece, e))?;
-        let Some(statement) = statements.pop_front() else {
+        let Some(statement) = parse_first(piece)? else {
             return Err(SqlError::Syntax {
                 statement: abbreviate(piece),
                 message: "no statement to run".into(),
@@ -503,9 +500,7 @@ impl Session {
         if split::parse_custom(piece).is_some() || super::set::parse_set(piece)?.is_some() {
             return Ok(None);
         }
-        let mut statements = DFParser::parse_sql_with_dialect(piece, &GenericDialect {})
-            .map_err(|e| datafusion_error(piece, e))?;
-        let Some(statement) = statements.pop_front() else {
+        let Some(statement) = parse_first(piece)? else {
             return Ok(None);
         };
         let is_query = matches!(
@@ -617,4 +612,13 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.services.sessions.unregister(self.slot.id);
     }
+}
+
+/// The first statement of one piece of SQL, parsed as every path parses it
+/// (MySQL's `USER()`-style functions written as SQL's niladic ones).
+fn parse_first(piece: &str) -> Result<Option<Statement>> {
+    let parsed = split::bare_user_functions(piece);
+    let mut statements = DFParser::parse_sql_with_dialect(&parsed, &GenericDialect {})
+        .map_err(|e| datafusion_error(piece, e))?;
+    Ok(statements.pop_front())
 }

@@ -152,16 +152,30 @@ class Balancer:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=read_lines, args=(self.process.stdout, self.lines), daemon=True).start()
         names = {i.name for i in instances}
         seen: set[str] = set()
+        errors: list[str] = []
         deadline = time.monotonic() + 30
-        # Ready once every instance has answered through it (checks are up).
+        # Ready once every instance has answered through it (checks are up);
+        # clients come from several loopback addresses, for `balance source`.
+        attempt = 0
         while seen != names and time.monotonic() < deadline:
+            attempt += 1
             try:
-                seen.add(self.hostname())
-            except pymysql.MySQLError:
+                seen.add(self.hostname(bind_address=f"127.0.0.{1 + attempt % 32}"))
+            except pymysql.MySQLError as error:
+                errors.append(str(error))
                 time.sleep(0.1)
-        assert seen == names, f"HAProxy reached only {seen}"
+        assert seen == names, f"HAProxy reached only {seen}: {self.output()} {errors[-3:]}"
+
+    def output(self) -> str:
+        """What HAProxy printed so far (server state changes, with reasons)."""
+        printed = []
+        while not self.lines.empty():
+            printed.append(self.lines.get_nowait())
+        return "".join(printed)
 
     def connect(self, **kwargs) -> pymysql.Connection:
         return pymysql.connect(

@@ -150,7 +150,7 @@ fn sql_info(server_version: &str) -> SqlInfoData {
 pub(super) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    tls: Option<tonic::transport::ServerTlsConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let endpoint = Endpoint {
         sql_info: Arc::new(sql_info(&shared.options.server_version)),
@@ -169,21 +169,12 @@ pub(super) async fn serve(
         })
     };
     let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        builder = match builder.tls_config(tls) {
-            Ok(builder) => builder,
-            Err(error) => {
-                eprintln!("lakewave: the Flight SQL endpoint cannot use TLS: {error}");
-                return;
-            }
-        };
-    }
     let max_message = shared.options.max_allowed_packet;
     let service = FlightServiceServer::new(endpoint)
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(usize::MAX);
     let stopping = shared.stopping.clone();
-    let incoming = connections::incoming(listener, Arc::clone(&logins), Arc::clone(&shared));
+    let incoming = connections::incoming(listener, tls, Arc::clone(&logins), Arc::clone(&shared));
     let served = builder
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, async move { stopping.cancelled().await })

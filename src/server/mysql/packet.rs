@@ -155,19 +155,24 @@ impl Packets {
     }
 
     /// Switch to TLS after the client's SSL request: the TLS handshake runs
-    /// on what the client sends next. Bytes it sent before its TLS hello
-    /// (none, by the protocol) make the switch fail.
+    /// on what the client sends next. Clients send their TLS hello without
+    /// waiting, so it may already be in the read buffer; it goes first.
     pub async fn start_tls(&mut self, acceptor: &tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
-        if !self.io.buffer().is_empty() || !self.out.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "bytes between the SSL request and the TLS handshake",
-            ));
-        }
+        self.flush().await?;
         let placeholder: Box<dyn Transport> =
             Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
-        let plain = std::mem::replace(&mut self.io, BufReader::new(placeholder)).into_inner();
-        let secured = acceptor.accept(plain).await?;
+        let plain = std::mem::replace(&mut self.io, BufReader::new(placeholder));
+        let early = plain.buffer().to_vec();
+        let secured = if early.is_empty() {
+            acceptor.accept(plain.into_inner()).await?
+        } else {
+            let (read, write) = tokio::io::split(plain.into_inner());
+            let replayed: Box<dyn Transport> = Box::new(tokio::io::join(
+                std::io::Cursor::new(early).chain(read),
+                write,
+            ));
+            acceptor.accept(replayed).await?
+        };
         self.io = BufReader::with_capacity(64 * 1024, Box::new(secured));
         Ok(())
     }
