@@ -340,16 +340,22 @@ pub async fn open_external(
         Ok(schema) => schema,
         Err(error) => return Err(unreadable_file(&def, &options, state, &data_files, error).await),
     };
-    // Every column may be NULL: a file that lacks a column (an older file of
-    // a table whose files gained one) reads as NULLs there.
-    let inferred = Arc::new(Schema::new_with_metadata(
+    // With several files every column may be NULL: a file that lacks a
+    // column (an older file of a table whose files gained one) reads as NULLs
+    // there. One file keeps its own NOT NULL columns, which the optimizer
+    // uses (NOT IN without a null-aware join, cheaper grouping).
+    let inferred = if data_files.len() > 1 {
+        Arc::new(Schema::new_with_metadata(
+            inferred
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+            inferred.metadata().clone(),
+        ))
+    } else {
         inferred
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-        inferred.metadata().clone(),
-    ));
+    };
     let schema = match def.declared_schema() {
         None => inferred,
         Some(declared) => {

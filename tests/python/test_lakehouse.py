@@ -276,3 +276,23 @@ def test_refresh_interval_keeps_a_table_current(tmp_path) -> None:
         time.sleep(0.02)
     with pytest.raises(lw.InterfaceError, match="refresh_interval"):
         db.create_external_table("bad", folder, refresh_interval=-1)
+
+
+def test_one_file_keeps_its_not_null_columns_and_several_files_allow_nulls(tmp_path) -> None:
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.float64())])
+    pq.write_table(pa.table({"id": [1, 2], "v": [1.0, None]}, schema=schema), tmp_path / "one.parquet")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1, 2], "v": [1.0, 2.0]}, schema=schema), folder / "a.parquet")
+    # An older file, written before the table gained `v`.
+    pq.write_table(pa.table({"id": pa.array([3], pa.int64())}), folder / "b.parquet")
+    db = lw.connect()
+    db.load("one", tmp_path / "one.parquet", primary_key="id")
+    loaded = db.sql("SELECT * FROM one").arrow().schema
+    assert not loaded.field("id").nullable and loaded.field("v").nullable
+    db.create_external_table("many", folder)
+    in_place = db.sql("SELECT * FROM many").arrow().schema
+    assert in_place.field("id").nullable and in_place.field("v").nullable
+    assert db.sql("SELECT id, v FROM many ORDER BY id").fetchall() == [(1, 1.0), (2, 2.0), (3, None)]
+    db.load("many_loaded", folder)
+    assert db.sql("SELECT count(*), count(v) FROM many_loaded").fetchone() == (3, 2)
