@@ -328,6 +328,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import lakewave as lw
+    import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -358,7 +359,11 @@ def main() -> None:
     db.close()
     if not args.skip_mariadb:
         csv = folder / "orders.csv"
-        pacsv.write_csv(orders, csv)
+        # tpchgen writes string views, which pyarrow's CSV writer does not take.
+        plain = pa.schema(
+            [f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in orders.schema]
+        )
+        pacsv.write_csv(orders.cast(plain), csv)
         del orders
         maria = MariaDB(folder)
         try:
