@@ -196,6 +196,18 @@ pub(super) fn definition_error(
     }
 }
 
+/// `schema` with every column allowed to be NULL.
+fn all_nullable(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
 /// Check the locations, infer or check the schema, and build the provider.
 pub async fn open_external(
     def: ExternalTableDef,
@@ -345,14 +357,7 @@ pub async fn open_external(
     // there. One file keeps its own NOT NULL columns, which the optimizer
     // uses (NOT IN without a null-aware join, cheaper grouping).
     let inferred = if data_files.len() > 1 {
-        Arc::new(Schema::new_with_metadata(
-            inferred
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
-            inferred.metadata().clone(),
-        ))
+        all_nullable(&inferred)
     } else {
         inferred
     };
@@ -362,13 +367,7 @@ pub async fn open_external(
             check_columns(&def, &declared, &inferred)?;
             if matches!(def.format, FileFormat::Csv(_)) {
                 // CSV columns are read by position, under the declared names.
-                Arc::new(Schema::new(
-                    declared
-                        .fields()
-                        .iter()
-                        .map(|f| f.as_ref().clone().with_nullable(true))
-                        .collect::<Vec<_>>(),
-                ))
+                all_nullable(&declared)
             } else {
                 declared_schema(&declared, &inferred)
             }
