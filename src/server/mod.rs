@@ -7,7 +7,6 @@
 //! It must not reach past `instance`.
 
 mod flight;
-mod markers;
 mod mysql;
 mod status;
 mod tls;

@@ -124,6 +124,9 @@ pub enum Purpose {
     /// The reads of a DML statement: always the row store (it reads what it
     /// writes).
     RowStore,
+    /// A lookup by primary key the cost threshold keeps in the row store
+    /// (planned only for EXPLAIN; running it skips planning).
+    KeyLookup,
 }
 
 /// What a name of a statement was found to be.
@@ -174,6 +177,7 @@ impl super::Session {
             .any(|(_, e)| matches!(e, Entry::Row(_) | Entry::External(_)));
         let mut reason = match purpose {
             Purpose::RowStore => Some("DML reads the row store".to_string()),
+            Purpose::KeyLookup => Some(super::lookup::reason(self.cost_threshold())),
             Purpose::Query if !wants_cluster => None,
             Purpose::Query => self.offload_blocker(&collected, mode),
         };

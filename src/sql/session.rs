@@ -197,6 +197,10 @@ impl Session {
         let mut last = None;
         for (index, piece) in pieces.into_iter().enumerate() {
             let params = if index + 1 == count { params } else { &[] };
+            // `?` markers bind in order, as the endpoints number them.
+            let numbered =
+                (!params.is_empty() && piece.contains('?')).then(|| super::number_markers(piece).0);
+            let piece = numbered.as_deref().unwrap_or(piece);
             let outcome = self.run_piece(piece, params, &cancel).await;
             let outcome = match outcome {
                 Err(error) if cancel.is_cancelled() && !error.is_interrupted() => {
@@ -355,6 +359,11 @@ impl Session {
                 }
                 SqlStatement::Use(used) => return self.use_database(used, text),
                 SqlStatement::Call(function) => return self.call(function, text, cancel).await,
+                SqlStatement::Query(query) if self.keeps_lookups_in_row_store() => {
+                    if let Some(lookup) = self.key_lookup(query, params) {
+                        return self.run_key_lookup(lookup, text).await;
+                    }
+                }
                 _ => {}
             }
         }
@@ -377,7 +386,12 @@ impl Session {
             },
             _ => statement.clone(),
         };
-        let resolver = self.resolve(&reads, text, Purpose::Query).await?;
+        let purpose = if self.explains_key_lookup(&statement, params) {
+            Purpose::KeyLookup
+        } else {
+            Purpose::Query
+        };
+        let resolver = self.resolve(&reads, text, purpose).await?;
         let state = self.planning_state(&resolver);
         let is_explain = matches!(&statement, Statement::Explain(_));
         let plan = cancel
@@ -616,6 +630,11 @@ impl Drop for Session {
 
 /// The first statement of one piece of SQL, parsed as every path parses it
 /// (MySQL's `USER()`-style functions written as SQL's niladic ones).
+#[cfg(test)]
+pub(super) fn parse_for_tests(sql: &str) -> Statement {
+    parse_first(sql).expect("parses").expect("one statement")
+}
+
 fn parse_first(piece: &str) -> Result<Option<Statement>> {
     let parsed = split::bare_user_functions(piece);
     let mut statements = DFParser::parse_sql_with_dialect(&parsed, &GenericDialect {})

@@ -265,6 +265,47 @@ def test_mysql_connector_text_and_prepared(served) -> None:
         conn.close()
 
 
+def test_prepared_key_lookups_agree_with_the_cluster(served) -> None:
+    """Point queries stay in the row store (cost below the threshold); the same
+    statements offloaded (threshold 0) and under OFF return the same rows and
+    types through the binary protocol, also right after a write."""
+    db, _ = served
+    db.sql("ALTER TABLE shop.items SECONDARY_LOAD")
+    _, server = served
+    conn = mysql.connector.connect(
+        host=server.host, port=server.mysql_port, user="app", password=PASSWORD, database="shop"
+    )
+    writer = connect_pymysql(server, database="shop", autocommit=True)
+    try:
+        cur = conn.cursor(prepared=True)
+        query = "SELECT name, price, made, seen, ok, weight, id FROM items WHERE id = ?"
+
+        def answers() -> list:
+            out = []
+            for key in (1, 2, 3, "2", 99):
+                cur.execute(query, (key,))
+                out.append(cur.fetchall())
+            return out
+
+        plain = conn.cursor()
+        plain.execute(f"EXPLAIN {query.replace('?', '1')}")
+        assert "primary-key lookup" in plain.fetchall()[0][1]
+        with writer.cursor() as w:
+            w.execute("INSERT INTO items (id, name, price) VALUES (3, 'gear', 7.05)")
+        looked_up = answers()
+        assert looked_up[2] == [("gear", Decimal("7.05"), None, None, None, None, 3)]
+        assert looked_up[1] == looked_up[3] and looked_up[4] == []
+        plain.execute("SET secondary_engine_cost_threshold = 0")
+        plain.execute(f"EXPLAIN {query.replace('?', '1')}")
+        assert plain.fetchall()[0][1].startswith("cluster")
+        assert answers() == looked_up
+        plain.execute("SET use_secondary_engine = OFF")
+        assert answers() == looked_up
+    finally:
+        conn.close()
+        writer.close()
+
+
 def test_sqlalchemy_and_pandas_read_sql(served) -> None:
     sqlalchemy = pytest.importorskip("sqlalchemy")
     pandas = pytest.importorskip("pandas")

@@ -50,7 +50,7 @@ use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, MySqlCode};
 use crate::instance::{CATALOG_NAME, Session, conform};
 use crate::server::Shared;
-use crate::server::markers::number_markers;
+use crate::sql::number_markers;
 use handle::{Handle, HandleError, from_ipc, rows_of, to_ipc};
 use logins::{Caller, Logins};
 

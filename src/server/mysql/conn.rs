@@ -743,7 +743,7 @@ impl Connection {
             );
             return Ok(true);
         };
-        let (numbered, param_count) = crate::server::markers::number_markers(text);
+        let (numbered, param_count) = crate::sql::number_markers(text);
         let session = Arc::clone(&self.session);
         let cancel = Cancel::new();
         let columns = match self.watched(&cancel, session.describe(&numbered)).await {

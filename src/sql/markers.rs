@@ -1,9 +1,10 @@
-//! Placeholders: the `?` markers clients of both endpoints write, numbered
-//! into the `$1, $2, ...` placeholders the core binds.
+//! Placeholders: the `?` markers clients write (through the endpoints or
+//! `Connection.sql`), numbered into the `$1, $2, ...` placeholders DataFusion
+//! binds.
 
 /// `text` with every `?` outside quotes and comments replaced by `$n`, and
 /// how many there were.
-pub(crate) fn number_markers(text: &str) -> (String, usize) {
+pub fn number_markers(text: &str) -> (String, usize) {
     let mut out = String::with_capacity(text.len() + 8);
     let mut count = 0;
     let mut chars = text.chars().peekable();
