@@ -54,7 +54,8 @@ const EMBEDDED_USER: &str = "lakewave";
 const EMBEDDED_HOST: &str = "localhost";
 
 pub struct Instance {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until the instance is dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     services: Arc<Services>,
     closed: AtomicBool,
 }
@@ -62,10 +63,25 @@ pub struct Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.services.propagator.shutdown();
+        // The last holder may be a task (a server's connection outliving
+        // `close()` at interpreter exit, say): a runtime dropped inside an
+        // asynchronous context panics, so it is shut down in the background
+        // there instead of waiting for its blocking threads.
+        if let Some(runtime) = self.runtime.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            runtime.shutdown_background();
+        }
     }
 }
 
 impl Instance {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the instance")
+    }
+
     /// Open the DB system at `path` (`None`: a private in-memory one), bring
     /// its loaded tables back into the cluster and start propagation.
     pub fn open(config: EngineConfig, path: Option<&Path>) -> Result<Arc<Instance>> {
@@ -96,7 +112,7 @@ impl Instance {
             )?)
         };
         let instance = Arc::new(Instance {
-            runtime,
+            runtime: Some(runtime),
             services,
             closed: AtomicBool::new(false),
         });
@@ -111,7 +127,7 @@ impl Instance {
     fn restore_external_tables(&self) -> Result<()> {
         let session = self.session()?;
         let cancel = Cancel::default();
-        let failures = self.runtime.block_on(session.restore_externals(&cancel));
+        let failures = self.runtime().block_on(session.restore_externals(&cancel));
         for (name, error) in failures {
             eprintln!(
                 "lakewave: external table {name} could not be restored: {}",
@@ -129,7 +145,7 @@ impl Instance {
     fn start_auto_refresh(&self) -> Result<()> {
         let session = self.session_for("event_scheduler", EMBEDDED_HOST)?;
         let services = Arc::clone(&self.services);
-        self.runtime.spawn(async move {
+        self.runtime().spawn(async move {
             let cancel = Cancel::default();
             loop {
                 tokio::time::sleep(AUTO_REFRESH_TICK).await;
@@ -168,7 +184,7 @@ impl Instance {
     /// A new session for `user` connecting from `host`.
     pub fn session_for(&self, user: &str, host: &str) -> Result<Session> {
         self.check_open()?;
-        let _guard = self.runtime.enter();
+        let _guard = self.runtime().enter();
         Session::open(Arc::clone(&self.services), user, host)
     }
 
@@ -203,7 +219,7 @@ impl Instance {
         future: F,
     ) -> Result<T> {
         self.check_open()?;
-        self.runtime
+        self.runtime()
             .block_on(cancel.run(future))
             .unwrap_or_else(|| {
                 Err(Error::Interrupted {
@@ -214,7 +230,7 @@ impl Instance {
 
     /// The runtime's handle, for servers that run their listeners on it.
     pub fn handle(&self) -> tokio::runtime::Handle {
-        self.runtime.handle().clone()
+        self.runtime().handle().clone()
     }
 
     /// When the instance was opened (a status port's uptime).
@@ -229,12 +245,12 @@ impl Instance {
 
     /// Enter the runtime, for code that creates DataFusion streams.
     pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
-        self.runtime.enter()
+        self.runtime().enter()
     }
 
     /// Wait for the next item of a stream from a non-runtime thread.
     pub fn next_blocking<S: futures::Stream + Unpin>(&self, stream: &mut S) -> Option<S::Item> {
-        self.runtime.block_on(stream.next())
+        self.runtime().block_on(stream.next())
     }
 
     /// Rows of a result gathered on the runtime (one execution).

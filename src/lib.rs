@@ -49,3 +49,10 @@ pub mod store;
 mod python;
 
 pub use error::{Error, ErrorKind, Result};
+
+/// One allocator for the extension, the servers and the tests: result
+/// buffers are allocated and freed per batch on every query, and mimalloc
+/// keeps the pages for reuse where glibc returns large blocks to the kernel
+/// (every query then pays for page faults and zeroing).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -53,7 +53,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def timed(fn, runs: int) -> tuple[float, object]:
+def timed(fn, runs: int, warmup: int = 1) -> tuple[float, object]:
+    """The median of `runs` timed calls after `warmup` untimed ones: the
+    first fetches of a result measure the client's heap growing (ADBC's Go
+    runtime takes two fetches of lineitem to reach its size), not a query."""
+    for _ in range(warmup):
+        fn()
     times, out = [], None
     for _ in range(runs):
         started = time.perf_counter()
@@ -65,13 +70,46 @@ def timed(fn, runs: int) -> tuple[float, object]:
 # --- result transfer ---------------------------------------------------------
 
 
+def thread_cpu() -> dict[str, tuple[str, float]] | None:
+    """CPU seconds used so far by each of this process's threads, with its
+    name (the instance's threads are named lakewave-*). Linux only."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in tasks.iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[task.name] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def server_and_client_cpu(before: dict, after: dict) -> tuple[float, float]:
+    """CPU seconds between two `thread_cpu()` snapshots, the instance's
+    threads and everyone else's (the clients, Python). Threads that ended in
+    between are missing, so both are lower bounds."""
+    server = client = 0.0
+    for tid, (name, seconds) in after.items():
+        used = seconds - before.get(tid, (name, 0.0))[1]
+        if name.startswith("lakewave"):
+            server += used
+        else:
+            client += used
+    return server, client
+
+
 def transfer(db, server, runs: int, mysql_rows: int) -> dict:
     import adbc_driver_flightsql.dbapi as flight_sql
     import mysql.connector
     import pymysql
 
     query = "SELECT * FROM lineitem"
-    seconds, table = timed(lambda: db.sql(query).arrow(), runs)
+    seconds, table = timed(lambda: db.sql(query).arrow(), runs, warmup=2)
     nbytes, nrows = table.nbytes, table.num_rows
     out = {"in-process Arrow": {"s": seconds, "rows": nrows, "bytes": nbytes}}
     del table
@@ -84,8 +122,17 @@ def transfer(db, server, runs: int, mysql_rows: int) -> dict:
             cur.execute(query)
             return cur.fetch_arrow_table().num_rows
 
-        seconds, rows = timed(flight, runs)
+        flight()
+        flight()
+        before = thread_cpu()
+        seconds, rows = timed(flight, runs, warmup=0)
+        after = thread_cpu()
         out["Flight SQL (ADBC)"] = {"s": seconds, "rows": rows, "bytes": nbytes}
+        if before is not None and after is not None:
+            # Who the 2 cores work for during a fetch.
+            server_cpu, client_cpu = server_and_client_cpu(before, after)
+            out["Flight SQL (ADBC)"]["server_cpu_s"] = server_cpu / runs
+            out["Flight SQL (ADBC)"]["client_cpu_s"] = client_cpu / runs
     # The MySQL clients decode every value in Python: a slice of the table
     # keeps the run short; rows/s is what compares.
     limited = f"{query} LIMIT {mysql_rows}"
@@ -103,7 +150,7 @@ def transfer(db, server, runs: int, mysql_rows: int) -> dict:
             c.execute(limited)
             return sum(1 for _ in c)
 
-        seconds, rows = timed(py, 1)
+        seconds, rows = timed(py, 1, warmup=0)
         out["MySQL (PyMySQL)"] = {"s": seconds, "rows": rows, "bytes": int(nbytes * share)}
     conn = mysql.connector.connect(host=server.host, port=server.mysql_port, user="bench", password=PASSWORD)
     with conn:
@@ -113,7 +160,7 @@ def transfer(db, server, runs: int, mysql_rows: int) -> dict:
             c.execute(limited)
             return len(c.fetchall())
 
-        seconds, rows = timed(connector, 1)
+        seconds, rows = timed(connector, 1, warmup=0)
         out["MySQL (mysql-connector)"] = {"s": seconds, "rows": rows, "bytes": int(nbytes * share)}
     for figures in out.values():
         figures["rows_per_s"] = figures["rows"] / figures["s"]
@@ -295,6 +342,16 @@ def summarise(scale: float, results: dict) -> str:
         f"Flight SQL moves {flight / 1000:.2f} GB/s, {inproc / flight:.2f}× slower than in-process "
         "(target: ≥ 1 GB/s and within 2×). The MySQL clients read the first "
         f"{results['mysql_rows']:,} rows (they decode every value in Python).",
+    ]
+    fl = results["transfer"]["Flight SQL (ADBC)"]
+    if "client_cpu_s" in fl:
+        lines += [
+            "",
+            f"CPU per Flight SQL fetch: the server's threads {fl['server_cpu_s']:.2f} s, the ADBC "
+            f"client's and Python's {fl['client_cpu_s']:.2f} s (in-process takes "
+            f"{results['transfer']['in-process Arrow']['s']:.2f} s).",
+        ]
+    lines += [
         "",
         "## Point queries per second (prepared, mysql-connector clients)",
         "",
@@ -321,7 +378,7 @@ def summarise(scale: float, results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--mysql-rows", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0, help="each point-query measurement")
     parser.add_argument("--skip-mariadb", action="store_true")

@@ -20,6 +20,7 @@ mod connection;
 mod ddl;
 mod dml;
 pub mod log;
+mod memory;
 mod scan;
 mod types;
 
@@ -43,6 +44,10 @@ pub use types::{
     Bindable, ColumnDecoder, Storage, ValueError, ValueProblem, sqlite_column, storage,
     to_column_type,
 };
+
+/// How much of a database file SQLite reads through a memory mapping
+/// (address space, not memory: pages stay the kernel's).
+const MMAP_BYTES: i64 = 1 << 34;
 
 /// Primary keys of loaded tables are logged in this many key columns.
 pub const MAX_KEY_COLUMNS: usize = 4;
@@ -353,6 +358,7 @@ impl Database {
         path: Option<&Path>,
         lock_wait: Duration,
     ) -> Result<(Arc<Database>, StoredCatalog)> {
+        memory::use_process_allocator();
         let (path, scratch) = match path {
             Some(p) => (p.to_path_buf(), None),
             None => {
@@ -610,6 +616,11 @@ impl Database {
             .map_err(open_error)?;
         // REPLACE's implicit deletes must fire the capture triggers.
         conn.pragma_update(None, "recursive_triggers", "ON")
+            .map_err(open_error)?;
+        // Pages are read in place from the kernel's page cache: without a
+        // mapping each session's connection copies every page it reads into
+        // a cache of its own (64 sessions, 64 copies, each faulted in).
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)
             .map_err(open_error)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)

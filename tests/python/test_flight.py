@@ -6,6 +6,8 @@ instance, raw commands); and TLS on both endpoints."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -93,6 +95,44 @@ def test_queries_return_the_arrow_the_instance_computes(served) -> None:
     with connect(server) as conn, conn.cursor() as cur:
         cur.execute("SELECT @@hostname, count(*) FROM shop.cheap")
         assert cur.fetchone() == ("lw-flight", 1)
+
+
+def test_a_large_result_arrives_whole_in_message_sized_batches(served) -> None:
+    db, server = served
+    db.sql("CREATE TABLE big (id BIGINT PRIMARY KEY, note VARCHAR(200))")
+    db.insert("big", pa.table({"id": range(200_000), "note": [f"note {i:>150}" for i in range(200_000)]}))
+    db.sql("ALTER TABLE big SECONDARY_LOAD")
+    expected = db.sql("SELECT * FROM big ORDER BY id").arrow()
+    with connect(server) as conn, conn.cursor() as cur:
+        # A plain scan: its batches are slices of the loaded chunks.
+        cur.execute("SELECT * FROM big")
+        table = cur.fetch_arrow_table()
+    assert table.sort_by("id").equals(expected)
+    batches = table.to_batches()
+    # Each message holds up to about 2 MiB of rows (the result is ~33 MB),
+    # not the thin slices the encoder cuts by the size of the chunk's
+    # buffers (222 messages of 744 rows).
+    assert 16 <= len(batches) <= 64, len(batches)
+    assert max(b.nbytes for b in batches) <= 5 << 20
+
+
+def test_a_process_that_exits_without_closing_its_server_exits_cleanly(tmp_path: Path) -> None:
+    script = f"""
+import adbc_driver_flightsql.dbapi as flight_sql
+import lakewave as lw
+db = lw.connect({str(tmp_path / "exit.db")!r})
+db.sql("CREATE TABLE t (id INT PRIMARY KEY)")
+db.sql("INSERT INTO t VALUES (1), (2)")
+server = db.serve(mysql_port=0, flight_port=0, user="app", password="pw")
+conn = flight_sql.connect(server.flight_uri, db_kwargs={{"username": "app", "password": "pw"}}, autocommit=True)
+cur = conn.cursor()
+cur.execute("SELECT count(*) FROM t")
+print(cur.fetchall())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "[(2,)]" in done.stdout
+    assert "panicked" not in done.stderr, done.stderr
 
 
 def test_prepared_statements_bind_parameters_and_updates_count_rows(served) -> None:

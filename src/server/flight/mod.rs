@@ -61,6 +61,9 @@ const EXPIRY_TICK: Duration = Duration::from_secs(30);
 /// Prepared statements with bound parameters one user may hold (MySQL's
 /// `max_prepared_stmt_count`).
 const MAX_BOUND_STATEMENTS: usize = 16_382;
+/// The size a Flight data message aims at: gRPC clients refuse messages
+/// above 4 MiB by default, and fewer, fuller messages cost both ends less.
+const MESSAGE_TARGET: usize = 2 << 20;
 
 /// A gRPC status carrying a MySQL error number and SQLSTATE.
 pub(super) fn status_with_code(code: tonic::Code, mysql: MySqlCode, message: &str) -> Status {
@@ -208,7 +211,18 @@ where
     S: Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
     G: Send + 'static,
 {
+    // The encoder would split by the size of the buffers a batch points
+    // into, which for a slice of a loaded chunk is the whole chunk: batches
+    // are split here by the bytes they hold instead.
+    let batches = batches.flat_map(|batch| {
+        let pieces = match batch {
+            Ok(batch) => message_sized(batch).into_iter().map(Ok).collect(),
+            Err(error) => vec![Err(error)],
+        };
+        futures::stream::iter(pieces)
+    });
     let encoded = FlightDataEncoderBuilder::new()
+        .with_max_flight_data_size(usize::MAX)
         .with_schema(schema)
         .build(batches)
         .map_err(Status::from)
@@ -217,6 +231,30 @@ where
             item
         });
     Box::pin(encoded)
+}
+
+/// `batch` in slices of about [`MESSAGE_TARGET`] bytes each (by the bytes
+/// its rows hold, not the buffers they point into).
+fn message_sized(batch: RecordBatch) -> Vec<RecordBatch> {
+    let bytes: usize = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let data = column.to_data();
+            data.get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_buffer_memory_size())
+        })
+        .sum();
+    let rows = batch.num_rows();
+    let pieces = bytes.div_ceil(MESSAGE_TARGET).clamp(1, rows.max(1));
+    if pieces == 1 {
+        return vec![batch];
+    }
+    let per_piece = rows.div_ceil(pieces);
+    (0..rows)
+        .step_by(per_piece)
+        .map(|offset| batch.slice(offset, per_piece.min(rows - offset)))
+        .collect()
 }
 
 fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
@@ -730,4 +768,61 @@ impl FlightSqlService for Endpoint {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn batch(rows: usize) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, false),
+        ]);
+        let ids = Int64Array::from_iter_values(0..rows as i64);
+        let text = StringArray::from_iter_values((0..rows).map(|i| format!("row {i:>40}")));
+        RecordBatch::try_new(Arc::new(schema), vec![Arc::new(ids), Arc::new(text)]).unwrap()
+    }
+
+    #[test]
+    fn a_small_slice_of_a_large_chunk_is_one_message() {
+        let chunk = batch(1_000_000);
+        let slice = chunk.slice(500_000, 8_192);
+        let pieces = message_sized(slice);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].num_rows(), 8_192);
+    }
+
+    #[test]
+    fn a_large_batch_is_split_in_order_into_message_sized_slices() {
+        let whole = batch(300_000);
+        let pieces = message_sized(whole.clone());
+        assert!(pieces.len() > 1, "{} pieces", pieces.len());
+        let mut next = 0i64;
+        for piece in &pieces {
+            let bytes: usize = piece
+                .columns()
+                .iter()
+                .map(|c| c.to_data().get_slice_memory_size().unwrap())
+                .sum();
+            assert!(
+                bytes <= MESSAGE_TARGET + MESSAGE_TARGET / 8,
+                "{bytes} bytes"
+            );
+            let ids = piece
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            assert_eq!(ids.value(0), next);
+            next += ids.len() as i64;
+        }
+        assert_eq!(next, 300_000);
+        assert!(message_sized(batch(0)).len() == 1);
+    }
 }
