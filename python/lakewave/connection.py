@@ -59,8 +59,9 @@ def connect(
     Args:
         path: The DB system's database file (SQLite, created if missing).
             Tables loaded into the cluster when it was last open are loaded
-            again, and propagation resumes. ``None`` (the default) makes a
-            private in-memory database that disappears with the instance.
+            again, and propagation resumes. ``None`` (the default) or
+            ``":memory:"`` makes a private in-memory database that
+            disappears with the instance.
         nodes: Number of cluster nodes (default 1). Tables are spread over them.
         memory_per_node: How much each node may hold, as bytes or a size such
             as ``"4GiB"`` (default: half the machine's memory split over nodes).

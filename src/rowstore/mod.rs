@@ -359,6 +359,8 @@ impl Database {
         lock_wait: Duration,
     ) -> Result<(Arc<Database>, StoredCatalog)> {
         memory::use_process_allocator();
+        // SQLite's and DuckDB's name for a private in-memory database.
+        let path = path.filter(|p| *p != Path::new(":memory:"));
         let (path, scratch) = match path {
             Some(p) => (p.to_path_buf(), None),
             None => {

@@ -203,3 +203,18 @@ def test_two_connections_share_tables(db: lw.Connection) -> None:
     db.load("t", sample_table(10))
     other = lw.Connection(db._inner.new_session())
     assert other.sql("SELECT count(*) FROM t").fetchone() == (10,)
+
+
+def test_memory_is_a_private_in_memory_database(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = lw.connect(":memory:")
+    second = lw.connect(":memory:")
+    first.sql("CREATE TABLE t (id INT PRIMARY KEY)")
+    first.sql("INSERT INTO t VALUES (1)")
+    # Two instances, each with its own database, and no file in the folder.
+    assert first.sql("SELECT count(*) FROM t").fetchall() == [(1,)]
+    with pytest.raises(lw.ProgrammingError):
+        second.sql("SELECT * FROM t")
+    first.close()
+    second.close()
+    assert list(tmp_path.iterdir()) == []
