@@ -656,13 +656,14 @@ impl Drop for Session {
     }
 }
 
-/// The first statement of one piece of SQL, parsed as every path parses it
-/// (MySQL's `USER()`-style functions written as SQL's niladic ones).
+/// `parse_first` for unit tests of the layers that take parsed statements.
 #[cfg(test)]
 pub(super) fn parse_for_tests(sql: &str) -> Statement {
     parse_first(sql).expect("parses").expect("one statement")
 }
 
+/// The first statement of one piece of SQL, parsed as every path parses it
+/// (MySQL's `USER()`-style functions written as SQL's niladic ones).
 fn parse_first(piece: &str) -> Result<Option<Statement>> {
     let parsed = split::bare_user_functions(piece);
     let mut statements = DFParser::parse_sql_with_dialect(&parsed, &GenericDialect {})
