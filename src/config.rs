@@ -57,6 +57,162 @@ pub struct EngineConfig {
     /// How long a writer waits for another session's write lock before it
     /// fails (MySQL's `innodb_lock_wait_timeout`, 50 s).
     pub lock_wait: std::time::Duration,
+    /// A MySQL-family server that is the DB system instead of the embedded
+    /// row store (`source=mysql://...`).
+    pub source: Option<SourceConfig>,
+}
+
+/// Where the MariaDB / MySQL source is and how lakewave reads it, parsed
+/// from `mysql://user:password@host:port/database?option=value`. The
+/// password never reaches `Debug`, errors or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// The database sessions start in (`None`: none, as in `mysql` without `-D`).
+    pub database: Option<String>,
+    /// The server id lakewave registers with when it reads the binlog as a
+    /// replica; unique among the server's replicas (`None`: one chosen per
+    /// instance, since the server drops a replica whose id another takes).
+    pub server_id: Option<u32>,
+    /// Require TLS on every connection to the server.
+    pub require_tls: bool,
+    /// How long a query waits for the cluster to apply the server's binlog up
+    /// to the position it read before it runs on the server instead.
+    pub barrier_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceConfig({})", self.display())
+    }
+}
+
+/// Options a source URL takes after `?`.
+const SOURCE_OPTIONS: &[&str] = &["server_id", "ssl_mode", "barrier_timeout"];
+
+impl SourceConfig {
+    /// The server as messages name it: `user@host:port`, never the password.
+    pub fn display(&self) -> String {
+        format!("{}@{}:{}", self.user, self.host, self.port)
+    }
+
+    /// Parse a `mysql://` or `mariadb://` URL.
+    pub fn parse(value: &str) -> Result<SourceConfig, ConfigError> {
+        // The value may hold a password: errors show the URL without it.
+        let shown = redact_url(value);
+        let bad = |reason: &str| invalid("source", &shown, reason);
+        let url = url::Url::parse(value.trim()).map_err(|e| {
+            bad(&format!(
+                "not a URL ({e}); expected mysql://user:password@host:port/"
+            ))
+        })?;
+        if !matches!(url.scheme(), "mysql" | "mariadb") {
+            return Err(bad("the scheme must be mysql:// or mariadb://"));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("the URL names no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let decode = |part: &str| -> Result<String, ConfigError> {
+            percent_decode(part).ok_or_else(|| bad("bad percent-encoding in the user or password"))
+        };
+        let user = decode(url.username())?;
+        if user.is_empty() {
+            return Err(bad("the URL names no user (mysql://user:password@host/)"));
+        }
+        let password = decode(url.password().unwrap_or(""))?;
+        let database = url.path().trim_start_matches('/');
+        if database.contains('/') {
+            return Err(bad("the path may name one database only"));
+        }
+        let database = (!database.is_empty())
+            .then(|| decode(database))
+            .transpose()?;
+        let mut config = SourceConfig {
+            host,
+            port: url.port().unwrap_or(3306),
+            user,
+            password,
+            database,
+            server_id: None,
+            require_tls: false,
+            barrier_timeout: std::time::Duration::from_secs(10),
+        };
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "server_id" => {
+                    config.server_id =
+                        Some(value.parse().ok().filter(|&id| id > 0).ok_or_else(|| {
+                            bad("server_id must be a number from 1 to 4294967295")
+                        })?)
+                }
+                "ssl_mode" => {
+                    config.require_tls = match value.to_ascii_uppercase().as_str() {
+                        "DISABLED" => false,
+                        "REQUIRED" | "VERIFY_IDENTITY" => true,
+                        _ => {
+                            return Err(bad(
+                                "ssl_mode must be DISABLED, REQUIRED or VERIFY_IDENTITY",
+                            ));
+                        }
+                    }
+                }
+                "barrier_timeout" => {
+                    config.barrier_timeout = parse_duration("barrier_timeout", &value)?
+                }
+                other => {
+                    return Err(bad(&format!(
+                        "unknown URL option '{other}'; known: {}",
+                        SOURCE_OPTIONS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// `%XX` sequences decoded, as URLs encode `@`, `:` and `/` in passwords.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A URL with its password replaced by `***`, for messages.
+pub fn redact_url(value: &str) -> String {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return "(not a URL)".to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            let hidden = if credentials.contains(':') {
+                ":***"
+            } else {
+                ""
+            };
+            format!("{scheme}://{user}{hidden}@{host}")
+        }
+        None => value.to_string(),
+    }
 }
 
 /// When the propagator sends a batch of changes to the cluster.
@@ -97,6 +253,7 @@ const KNOWN_KEYS: &[&str] = &[
     "read_your_writes",
     "instance_name",
     "lock_wait_timeout",
+    "source",
 ];
 
 impl EngineConfig {
@@ -122,6 +279,7 @@ impl EngineConfig {
             propagation: PropagationConfig::default(),
             instance_name: host_name(),
             lock_wait: std::time::Duration::from_secs(50),
+            source: None,
         }
     }
 
@@ -175,6 +333,7 @@ impl EngineConfig {
                 "instance_name" => config.instance_name = value.trim().to_string(),
                 "lock_wait_timeout" => config.lock_wait = parse_duration(key, value)?,
                 "read_your_writes" => config.propagation.read_your_writes = parse_bool(key, value)?,
+                "source" => config.source = Some(SourceConfig::parse(value)?),
                 _ => {
                     return Err(ConfigError::UnknownKey {
                         key: key.to_string(),
@@ -340,5 +499,43 @@ mod tests {
         assert_eq!(given.shape.memory_per_node, 1 << 20);
         assert!(EngineConfig::from_options([("nodes", "0")]).is_err());
         assert!(EngineConfig::from_options([("chunk_rows", "70000")]).is_err());
+    }
+
+    #[test]
+    fn a_source_url_is_parsed_and_its_password_never_shown() {
+        let config = SourceConfig::parse(
+            "mysql://app:s%40cret@db.example:3307/shop?server_id=77&ssl_mode=required",
+        )
+        .unwrap();
+        assert_eq!(config.host, "db.example");
+        assert_eq!(config.port, 3307);
+        assert_eq!(config.user, "app");
+        assert_eq!(config.password, "s@cret");
+        assert_eq!(config.database.as_deref(), Some("shop"));
+        assert_eq!(config.server_id, Some(77));
+        assert!(config.require_tls);
+        assert!(!format!("{config:?}").contains("cret"));
+        let defaults = SourceConfig::parse("mariadb://root@127.0.0.1/").unwrap();
+        assert_eq!((defaults.port, defaults.database), (3306, None));
+    }
+
+    #[test]
+    fn bad_source_urls_fail_by_name_without_the_password() {
+        for (url, expected) in [
+            ("postgres://u:hunter2@h/", "scheme"),
+            ("mysql://:hunter2@h/", "no user"),
+            ("mysql://u:hunter2@h/a/b", "one database"),
+            (
+                "mysql://u:hunter2@h/?colour=red",
+                "unknown URL option 'colour'",
+            ),
+            ("mysql://u:hunter2@h/?server_id=0", "server_id"),
+            ("mysql://u:hunter2@h:99999/", "not a URL"),
+        ] {
+            let error = EngineConfig::from_options([("source", url)]).unwrap_err();
+            let message = error.to_string();
+            assert!(message.contains(expected), "{url}: {message}");
+            assert!(!message.contains("hunter2"), "{url}: {message}");
+        }
     }
 }

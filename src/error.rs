@@ -14,6 +14,7 @@ pub use crate::config::ConfigError;
 pub use crate::lakehouse::LakehouseError;
 pub use crate::rowstore::RowStoreError;
 pub use crate::server::ServerError;
+pub use crate::source::SourceError;
 pub use crate::sql::SqlError;
 pub use crate::store::StoreError;
 
@@ -37,6 +38,8 @@ pub enum Error {
     Lakehouse(Box<LakehouseError>),
     #[error(transparent)]
     Server(Box<ServerError>),
+    #[error(transparent)]
+    Source(Box<SourceError>),
     /// The threads that run queries could not be started.
     #[error("cannot start lakewave's execution threads")]
     Runtime(#[source] std::io::Error),
@@ -73,7 +76,8 @@ from_layer!(
     SqlError => Sql,
     RowStoreError => RowStore,
     LakehouseError => Lakehouse,
-    ServerError => Server
+    ServerError => Server,
+    SourceError => Source
 );
 
 /// The broad kind of an error, which is what the Python hierarchy is built on
@@ -192,6 +196,7 @@ impl Error {
             Error::RowStore(e) => e.kind(),
             Error::Lakehouse(e) => e.kind(),
             Error::Server(e) => e.kind(),
+            Error::Source(e) => e.kind(),
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Panic { .. } => ErrorKind::Internal,
             Error::Runtime(_) => ErrorKind::Operational,
@@ -209,6 +214,7 @@ impl Error {
             Error::RowStore(e) => e.code(),
             Error::Lakehouse(e) => e.code(),
             Error::Server(e) => e.code(),
+            Error::Source(e) => e.code(),
             Error::Interrupted { .. } => codes::QUERY_INTERRUPTED,
             Error::Panic { .. } => codes::INTERNAL_ERROR,
             Error::Runtime(_) => codes::OUT_OF_RESOURCES,

@@ -63,6 +63,9 @@ pub struct Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.services.propagator.shutdown();
+        if let Some(source) = &self.services.source {
+            source.shutdown();
+        }
         // The last holder may be a task (a server's connection outliving
         // `close()` at interpreter exit, say): a runtime dropped inside an
         // asynchronous context panics, so it is shut down in the background
@@ -94,6 +97,8 @@ impl Instance {
         let (db, stored) = Database::open(path, config.lock_wait)?;
         let catalog = Arc::new(Catalog::new(stored.databases, stored.entries));
         let propagation = config.propagation.clone();
+        let propagation_for_source = config.propagation.clone();
+        let config_source = config.source.clone();
         let cluster = Arc::new(Cluster::new(config));
         let propagator = Propagator::start(
             Arc::clone(&db),
@@ -101,15 +106,37 @@ impl Instance {
             Arc::clone(&cluster),
             propagation,
         )?;
+        let source = config_source.map(|source| {
+            crate::source::Source::new(
+                source,
+                Arc::clone(&cluster),
+                Arc::clone(&catalog),
+                Arc::clone(&db),
+                propagation_for_source,
+                runtime.handle().clone(),
+            )
+        });
+        if let Some(source) = &source {
+            // The server must be usable before anything is promised: every
+            // unmet requirement is named at once.
+            let checked = runtime.block_on(crate::source::server::check(source.config()));
+            if let Err(error) = checked {
+                propagator.shutdown();
+                db.release();
+                return Err(error);
+            }
+        }
         let services = {
             let _runtime = runtime.enter();
-            Arc::new(Services::new(
+            let mut services = Services::new(
                 catalog,
                 db,
                 cluster,
                 propagator,
                 Arc::new(ExternalTables::default()),
-            )?)
+            )?;
+            services.source = source;
+            Arc::new(services)
         };
         let instance = Arc::new(Instance {
             runtime: Some(runtime),
@@ -117,6 +144,7 @@ impl Instance {
             closed: AtomicBool::new(false),
         });
         instance.restore_external_tables()?;
+        instance.restore_source_tables();
         instance.start_auto_refresh()?;
         Ok(instance)
     }
@@ -136,6 +164,31 @@ impl Instance {
         }
         session.close();
         Ok(())
+    }
+
+    /// Load again the source tables that were loaded when the instance was
+    /// last open, from new snapshots. A table that fails is reported and
+    /// stays on the server (its reason in `rpd_tables`).
+    fn restore_source_tables(&self) {
+        let Some(source) = &self.services.source else {
+            return;
+        };
+        match self.runtime().block_on(source.restore()) {
+            Ok(outcomes) => {
+                for (name, outcome) in outcomes {
+                    if let Err(error) = outcome {
+                        eprintln!(
+                            "lakewave: source table {name} could not be loaded again: {}",
+                            error.chain_message()
+                        );
+                    }
+                }
+            }
+            Err(error) => eprintln!(
+                "lakewave: the loaded source tables could not be read: {}",
+                error.chain_message()
+            ),
+        }
     }
 
     /// Refresh every loaded external table whose `REFRESH_INTERVAL` has run
@@ -204,6 +257,9 @@ impl Instance {
         }
         self.services.sessions.kill_all();
         self.services.propagator.shutdown();
+        if let Some(source) = &self.services.source {
+            source.shutdown();
+        }
         self.services.db.release();
     }
 

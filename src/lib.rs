@@ -12,6 +12,7 @@
 //!  store                   columnar partitions ▸ chunks ▸ zone maps, memory per node, builders
 //!  exec                    DataFusion providers and scans over store snapshots and row scanners
 //!  rowstore                the DB system: SQLite tables, persisted catalog, change log, consumers
+//!  source                  a MariaDB server as the DB system: snapshots, the binlog reader, its connections
 //!  cluster                 nodes, placement, the registry of loaded snapshots
 //!  lakehouse               reading files: Parquet, CSV, JSON, Avro, Delta, object stores
 //!  load                    the one loading path: any batch stream ▸ chunks, by key/round-robin/file
@@ -42,6 +43,7 @@ pub mod lakehouse;
 pub mod load;
 pub mod rowstore;
 pub mod server;
+pub mod source;
 pub mod sql;
 pub mod store;
 

@@ -194,6 +194,7 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             memory_per_node=args.memory_per_node,
             threads=args.threads,
             config=config,
+            source=args.source or os.environ.get("LAKEWAVE_SOURCE") or None,
         )
     except lw.Error as e:
         print(f"lakewave serve: {e}", file=sys.stderr)
@@ -269,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--nodes", type=int, default=None, help="cluster nodes")
     srv.add_argument("--memory-per-node", default=None, help="memory per node, e.g. 4GiB")
     srv.add_argument("--threads", type=int, default=None, help="execution threads")
+    srv.add_argument(
+        "--source",
+        metavar="URL",
+        default=None,
+        help="a MariaDB server as the DB system: mysql://user:password@host:3306/db "
+        "(default: $LAKEWAVE_SOURCE; keeps the password out of the process list)",
+    )
     srv.add_argument(
         "--config", action="append", default=[], metavar="KEY=VALUE", help="any connect() option"
     )

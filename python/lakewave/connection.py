@@ -53,6 +53,7 @@ def connect(
     memory_per_node: int | str | None = None,
     threads: int | None = None,
     config: Mapping[str, object] | None = None,
+    source: str | None = None,
 ) -> Connection:
     """Open an in-process lakewave instance and connect to it.
 
@@ -73,6 +74,15 @@ def connect(
             ``propagation_batch_bytes`` (default ``64MB``) and
             ``read_your_writes`` (default ``true``). Unknown keys raise
             :class:`InterfaceError`.
+        source: A MariaDB server to be the DB system instead of the embedded
+            row store, as ``"mysql://user:password@host:3306/database"``
+            (URL options: ``server_id``, ``ssl_mode``, ``barrier_timeout``).
+            Statements run on that server; queries over tables loaded with
+            ``ALTER TABLE t SECONDARY_LOAD`` run in the cluster, which follows
+            the server's binlog. ``path`` then keeps only lakewave's own
+            metadata (which tables are loaded), so a restart loads them again.
+            A server that lacks a requirement (``log_bin``, ``binlog_format=ROW``,
+            ...) fails here with every problem named.
 
     >>> import lakewave as lw
     >>> db = lw.connect(nodes=2, memory_per_node="1GiB")
@@ -82,7 +92,12 @@ def connect(
     options: dict[str, str] = {}
     for key, value in (config or {}).items():
         options[str(key)] = str(value)
-    for key, value in (("nodes", nodes), ("memory_per_node", memory_per_node), ("threads", threads)):
+    for key, value in (
+        ("nodes", nodes),
+        ("memory_per_node", memory_per_node),
+        ("threads", threads),
+        ("source", source),
+    ):
         if value is not None:
             options[key] = str(value)
     file = os.fspath(path) if path is not None else None

@@ -330,6 +330,7 @@ impl Connection {
             dict.set_item("pool_type", row.pool_type)?;
             dict.set_item("load_status", row.load_status)?;
             dict.set_item("snapshot_scn", row.snapshot_scn)?;
+            dict.set_item("source_position", row.source_position)?;
             dict.set_item("nrows", row.rows)?;
             dict.set_item("size_bytes", row.size_bytes)?;
             dict.set_item("stale_reason", row.stale_reason)?;

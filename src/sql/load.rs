@@ -67,6 +67,25 @@ impl Session {
         cancel: &Cancel,
     ) -> Result<QueryResult> {
         let name = self.parse_name(table)?;
+        if let Some((_, source)) = self.upstream()
+            && !matches!(
+                self.services.catalog.resolve(&name),
+                Some(Entry::Row(_) | Entry::External(_) | Entry::View(_))
+            )
+        {
+            let loaded = source.load(&name, cancel).await?;
+            let rows = self
+                .services
+                .cluster
+                .table(&name)
+                .map(|t| t.rows())
+                .unwrap_or(0);
+            let scn = loaded.scn.map(|p| p.to_string()).unwrap_or_default();
+            return Ok(QueryResult::status(
+                text,
+                format!("loaded {rows} rows of {name} into the cluster at binlog position {scn}"),
+            ));
+        }
         self.load_table(&name, text, cancel).await
     }
 
@@ -151,6 +170,15 @@ impl Session {
     /// `ALTER TABLE t SECONDARY_UNLOAD`.
     pub(super) async fn secondary_unload(&self, table: &str, text: &str) -> Result<QueryResult> {
         let name = self.parse_name(table)?;
+        if let Some((_, source)) = self.upstream()
+            && source.table(&name).is_some()
+        {
+            source.unload(&name).await?;
+            return Ok(QueryResult::status(
+                text,
+                format!("unloaded {name} from the cluster"),
+            ));
+        }
         match self.services.catalog.require(&name)? {
             Entry::Row(_) => {
                 let unloaded = name.clone();

@@ -35,6 +35,7 @@ mod set;
 mod show;
 mod split;
 mod status;
+mod upstream;
 mod variables;
 
 use arrow::error::ArrowError;
@@ -265,7 +266,7 @@ fn own_error(error: DataFusionError) -> std::result::Result<Error, DataFusionErr
 }
 
 /// A failure of lakewave's own while running `statement` (a bug).
-fn internal_error(statement: &str, error: impl std::fmt::Display) -> Error {
+pub(super) fn internal_error(statement: &str, error: impl std::fmt::Display) -> Error {
     SqlError::Execution {
         statement: abbreviate(statement),
         message: error.to_string(),

@@ -29,6 +29,8 @@ pub struct Services {
     pub sessions: SessionRegistry,
     pub runtime_env: Arc<RuntimeEnv>,
     pub started: Instant,
+    /// The MariaDB server that is the DB system, when one is attached.
+    pub source: Option<Arc<crate::source::Source>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -68,6 +70,7 @@ impl Services {
             sessions: SessionRegistry::default(),
             runtime_env,
             started: Instant::now(),
+            source: None,
         })
     }
 

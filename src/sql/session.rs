@@ -68,6 +68,8 @@ pub struct Session {
     /// the same text at every execution, and parsing it is a sixth of a
     /// point query's time.
     parsed: Mutex<HashMap<String, Statement>>,
+    /// The session's connection to the attached server, if one is attached.
+    server: Option<crate::source::ServerConnection>,
 }
 
 /// Statements a session keeps parsed, and the longest text it keeps (a bulk
@@ -100,7 +102,18 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(crate::exec::YieldAfterJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        let settings = Arc::new(Mutex::new(Settings::initial()));
+        let mut initial = Settings::initial();
+        let server = services.source.as_ref().map(|source| {
+            let config = Arc::new(source.config().clone());
+            if let Some(database) = &config.database {
+                if !services.catalog.has_database(database) {
+                    let _ = services.catalog.create_database(database);
+                }
+                initial.database = database.clone();
+            }
+            crate::source::ServerConnection::new(config)
+        });
+        let settings = Arc::new(Mutex::new(initial));
         ctx.register_variable(
             VarType::System,
             Arc::new(SystemVariables::new(
@@ -122,7 +135,19 @@ impl Session {
             settings,
             gate: tokio::sync::Mutex::new(()),
             parsed: Mutex::new(HashMap::new()),
+            server,
         })
+    }
+
+    /// The attached server and this session's connection to it, when the
+    /// DB system is a MariaDB server.
+    pub(super) fn upstream(
+        &self,
+    ) -> Option<(
+        &crate::source::ServerConnection,
+        &Arc<crate::source::Source>,
+    )> {
+        Some((self.server.as_ref()?, self.services.source.as_ref()?))
     }
 
     /// This session's id (`CONNECTION_ID()`, `SHOW PROCESSLIST`).
@@ -207,6 +232,13 @@ impl Session {
         let mut last = None;
         for (index, piece) in pieces.into_iter().enumerate() {
             let params = if index + 1 == count { params } else { &[] };
+            if let Some((server, source)) = self.upstream() {
+                let outcome = self
+                    .run_with_source(server, source, piece, params, &cancel)
+                    .await;
+                last = Some(outcome?);
+                continue;
+            }
             // `?` markers bind in order, as the endpoints number them.
             let numbered =
                 (!params.is_empty() && piece.contains('?')).then(|| super::number_markers(piece).0);
@@ -254,7 +286,7 @@ impl Session {
     }
 
     /// The first statement of `piece`, parsed once per text and session.
-    fn parse(&self, piece: &str) -> Result<Option<Statement>> {
+    pub(super) fn parse(&self, piece: &str) -> Result<Option<Statement>> {
         if let Some(statement) = self.parsed.lock().get(piece) {
             return Ok(Some(statement.clone()));
         }
@@ -271,7 +303,7 @@ impl Session {
         Ok(statement)
     }
 
-    async fn run_custom(
+    pub(super) async fn run_custom(
         &self,
         custom: split::Custom,
         text: &str,
@@ -300,7 +332,7 @@ impl Session {
         }
     }
 
-    async fn run_statement(
+    pub(super) async fn run_statement(
         &self,
         statement: Statement,
         text: &str,
@@ -599,6 +631,9 @@ impl Session {
         let _ = self
             .blocking("the end of the session", |conn| conn.rollback())
             .await;
+        if let Some(server) = &self.server {
+            server.close().await;
+        }
         self.services.sessions.unregister(self.slot.id);
     }
 

@@ -26,6 +26,7 @@ use datafusion::datasource::MemTable;
 use super::Services;
 use crate::catalog::{Entry, TableName};
 use crate::changes::LoadStatus;
+use crate::source::SourceStatus;
 
 const TABLES: [&str; 5] = [
     "global_status",
@@ -65,6 +66,10 @@ pub struct TableRow {
     pub stale_reason: Option<String>,
     pub load_started: Option<SystemTime>,
     pub load_finished: Option<SystemTime>,
+    /// For a table of an attached server: the binlog position its copy is
+    /// current at (`binlog.000003:1234`); `snapshot_scn` encodes it as
+    /// file number × 2³² + offset.
+    pub source_position: Option<String>,
 }
 
 /// `global_status` and `SHOW STATUS`: name and value of every status variable.
@@ -142,11 +147,46 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
             stale_reason: reason,
             load_started: Some(loaded.load_started),
             load_finished: Some(loaded.load_finished),
+            source_position: None,
+        });
+    }
+    let sourced = services
+        .source
+        .as_ref()
+        .map(|source| source.tables())
+        .unwrap_or_default();
+    let tail_error = services.source.as_ref().and_then(|s| s.tail_error());
+    for (index, table) in sourced.iter().enumerate() {
+        let name = &table.def.name;
+        let status = statuses.iter().find(|s| &s.name == name);
+        let (load_status, reason) = match &table.status {
+            SourceStatus::Available => ("AVAIL_RPDGSTABSTATE", tail_error.clone()),
+            SourceStatus::Loading => ("LOADING_RPDGSTABSTATE", None),
+            SourceStatus::Stale { reason } => ("STALE_RPDGSTABSTATE", Some(reason.clone())),
+        };
+        rows.push(TableRow {
+            id: services
+                .catalog
+                .resolve(name)
+                .map(|e| e.id())
+                .unwrap_or(SOURCE_ID_BASE + index as i64),
+            name: name.clone(),
+            snapshot_scn: table.scn.as_ref().map_or(0, |p| p.as_scn()),
+            pool_type: "TRANSACTIONAL",
+            placement: "PrimaryKey",
+            rows: status.map(|s| s.rows as i64).unwrap_or(0),
+            load_status,
+            size_bytes: status.map(|s| s.bytes as i64).unwrap_or(0),
+            stale_reason: reason,
+            load_started: Some(table.load_started),
+            load_finished: table.load_finished,
+            source_position: table.scn.as_ref().map(|p| p.to_string()),
         });
     }
     for (index, status) in statuses
         .iter()
         .filter(|s| !propagated.iter().any(|p| p.name == s.name))
+        .filter(|s| !sourced.iter().any(|t| t.def.name == s.name))
         .enumerate()
     {
         let entry = services.catalog.resolve(&status.name);
@@ -173,11 +213,15 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
             stale_reason: loaded.and_then(|l| l.refresh_error),
             load_started: None,
             load_finished: None,
+            source_position: None,
         });
     }
     rows.sort_by_key(|r| r.id);
     rows
 }
+
+/// Ids of source tables not (or no longer) in the catalog.
+const SOURCE_ID_BASE: i64 = 3_000_000_000;
 
 fn micros(t: Option<SystemTime>) -> Option<i64> {
     t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
@@ -278,6 +322,7 @@ impl PerformanceSchema {
                         text("stale_reason"),
                         timestamp("load_start_timestamp"),
                         timestamp("load_end_timestamp"),
+                        text("source_position"),
                     ])),
                     vec![
                         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.id))),
@@ -308,6 +353,7 @@ impl PerformanceSchema {
                                 .collect::<TimestampMicrosecondArray>()
                                 .with_timezone("UTC"),
                         ),
+                        strings(rows.iter().map(|r| r.source_position.as_deref())),
                     ],
                 ))
             }

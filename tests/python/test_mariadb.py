@@ -1,0 +1,412 @@
+"""A MariaDB server as the DB system (`connect(source=...)`): statements run on
+the server, loaded tables follow its binlog, and offloaded answers equal the
+server's own. Each test module starts a private server from Debian's packages
+(its own data directory, port and binlog) and stops it at the end."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import random
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import lakewave as lw
+import pytest
+from mariadb_server import MariaDB
+
+pymysql = pytest.importorskip("pymysql")
+
+# Bounded waits: a loaded table that must become available again.
+RELOAD_SECONDS = 60
+
+
+@pytest.fixture(scope="module")
+def maria(tmp_path_factory: pytest.TempPathFactory):
+    server = MariaDB(tmp_path_factory.mktemp("mariadb"))
+    server.execute("CREATE DATABASE shop")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shop(maria: MariaDB):
+    """A lakewave instance whose DB system is the server, in database `shop`."""
+    db = lw.connect(nodes=2, threads=2, source=maria.url(database="shop"))
+    yield db
+    db.close()
+
+
+def server_rows(maria: MariaDB, query: str) -> list[tuple]:
+    conn = maria.connect(database="shop")
+    with conn, conn.cursor() as cur:
+        cur.execute(query)
+        return [tuple(row) for row in cur.fetchall()]
+
+
+def engine(db: lw.Connection, query: str) -> str:
+    return dict(db.sql(f"EXPLAIN {query}").fetchall())["engine"]
+
+
+def both(db: lw.Connection, query: str) -> tuple[list[tuple], list[tuple]]:
+    """The cluster's answer (FORCED: it must be offloaded) and the server's (OFF)."""
+    db.sql("SET use_secondary_engine = FORCED")
+    offloaded = db.sql(query).fetchall()
+    db.sql("SET use_secondary_engine = OFF")
+    on_server = db.sql(query).fetchall()
+    db.sql("SET use_secondary_engine = ON")
+    return offloaded, on_server
+
+
+def wait_available(db: lw.Connection, table: str, query: str) -> None:
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while time.monotonic() < deadline:
+        if engine(db, query).startswith("cluster"):
+            return
+        time.sleep(0.2)
+    tables = db.sql(
+        "SELECT NAME, LOAD_STATUS, STALE_REASON, SOURCE_POSITION FROM performance_schema.rpd_tables "
+        "JOIN performance_schema.rpd_table_id USING (ID)"
+    ).fetchall()
+    raise AssertionError(f"{table} did not become available again: {engine(db, query)}; {tables}")
+
+
+def test_statements_run_on_the_server_with_its_errors(shop: lw.Connection, maria: MariaDB):
+    shop.sql("CREATE TABLE notes (id INT PRIMARY KEY, body VARCHAR(20) NOT NULL)")
+    assert shop.sql("INSERT INTO notes VALUES (1, 'one'), (2, 'two')").rows_affected == 2
+    assert server_rows(maria, "SELECT * FROM notes ORDER BY id") == [(1, "one"), (2, "two")]
+    with pytest.raises(lw.IntegrityError) as duplicate:
+        shop.sql("INSERT INTO notes VALUES (1, 'again')")
+    assert duplicate.value.errno == 1062 and duplicate.value.sqlstate == "23000"
+    with pytest.raises(lw.TableNotFoundError) as missing:
+        shop.sql("SELECT * FROM nowhere")
+    assert missing.value.errno == 1146
+    with pytest.raises(lw.SqlSyntaxError) as syntax:
+        shop.sql("SELEC 1")
+    assert syntax.value.errno == 1064
+    # MariaDB's own syntax reaches the server, and the session still serves.
+    assert shop.sql("SELECT body FROM notes WHERE id = 2").fetchall() == [("two",)]
+    # Not loaded: ON runs it on the server and says why; FORCED refuses.
+    assert "not loaded" in engine(shop, "SELECT count(*) FROM notes")
+    shop.sql("SET use_secondary_engine = FORCED")
+    with pytest.raises(lw.NotSupportedError, match="not loaded"):
+        shop.sql("SELECT count(*) FROM notes")
+    shop.sql("SET use_secondary_engine = ON")
+    # A transaction is the session's own on the server.
+    shop.sql("BEGIN")
+    shop.sql("INSERT INTO notes VALUES (3, 'three')")
+    assert server_rows(maria, "SELECT count(*) FROM notes") == [(2,)]
+    shop.sql("ROLLBACK")
+    assert server_rows(maria, "SELECT count(*) FROM notes") == [(2,)]
+    shop.sql("DROP TABLE notes")
+
+
+def test_a_loaded_table_follows_every_client_of_the_server(shop: lw.Connection, maria: MariaDB):
+    maria.execute(
+        "CREATE TABLE shop.orders (id INT PRIMARY KEY, product VARCHAR(40), amount DECIMAL(10,2))",
+        "INSERT INTO shop.orders VALUES (1, 'Keyboard', 120.50), (2, 'Mouse', 25.90)",
+    )
+    (status,), = shop.sql("ALTER TABLE orders SECONDARY_LOAD").fetchall()
+    assert "loaded 2 rows" in status and "binlog" in status
+    query = "SELECT product, sum(amount) FROM orders GROUP BY product ORDER BY product"
+    assert engine(shop, query).startswith("cluster")
+    # Another client writes; the next query sees it (read-your-writes).
+    conn = maria.connect(database="shop")
+    with conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO orders VALUES (3, 'Monitor', 199.00)")
+        cur.execute("UPDATE orders SET amount = amount + 1 WHERE id = 1")
+        cur.execute("DELETE FROM orders WHERE id = 2")
+        cur.execute("UPDATE orders SET id = 30 WHERE id = 3")
+    offloaded, on_server = both(shop, "SELECT id, product, amount FROM orders ORDER BY id")
+    assert offloaded == on_server == [
+        (1, "Keyboard", decimal.Decimal("121.50")),
+        (30, "Monitor", decimal.Decimal("199.00")),
+    ]
+    # Writes through lakewave go to the server and come back by the binlog.
+    shop.sql("INSERT INTO orders VALUES (4, 'Cable', 5.00)")
+    offloaded, on_server = both(shop, query)
+    assert offloaded == on_server
+    rows = dict(
+        (r[0], r)
+        for r in shop.sql(
+            "SELECT NAME, LOAD_STATUS, SOURCE_POSITION FROM performance_schema.rpd_tables "
+            "JOIN performance_schema.rpd_table_id USING (ID)"
+        ).fetchall()
+    )
+    assert rows["shop.orders"][1] == "AVAIL_RPDGSTABSTATE"
+    assert str(rows["shop.orders"][2]).startswith("binlog.")
+    # A transaction open on the server keeps queries there (its own writes).
+    shop.sql("BEGIN")
+    shop.sql("INSERT INTO orders VALUES (5, 'Lamp', 30.00)")
+    assert "transaction open" in engine(shop, query)
+    assert shop.sql("SELECT count(*) FROM orders").fetchall() == [(4,)]
+    shop.sql("ROLLBACK")
+    shop.sql("ALTER TABLE orders SECONDARY_UNLOAD")
+    assert "not loaded" in engine(shop, query)
+    maria.execute("DROP TABLE shop.orders")
+
+
+def test_writes_during_the_snapshot_are_neither_lost_nor_applied_twice(shop, maria):
+    maria.execute(
+        "CREATE TABLE shop.events (id INT PRIMARY KEY, n INT NOT NULL)",
+        "INSERT INTO shop.events SELECT seq, seq FROM shop.seq_1_to_20000",
+    )
+    stop = threading.Event()
+    written = []
+
+    def writer() -> None:
+        conn = maria.connect(database="shop")
+        with conn, conn.cursor() as cur:
+            key = 20000
+            while not stop.is_set():
+                key += 1
+                cur.execute("INSERT INTO events VALUES (%s, %s)", (key, key))
+                cur.execute("UPDATE events SET n = n + 1 WHERE id = %s", (key % 20000 + 1,))
+                written.append(key)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        shop.sql("ALTER TABLE events SECONDARY_LOAD")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert len(written) > 10
+    offloaded, on_server = both(shop, "SELECT count(*), sum(n), max(id) FROM events")
+    assert offloaded == on_server
+    shop.sql("ALTER TABLE events SECONDARY_UNLOAD")
+    maria.execute("DROP TABLE shop.events")
+
+
+def test_randomized_dml_with_concurrent_transactions_matches_the_server(shop, maria):
+    maria.execute(
+        "CREATE TABLE shop.accounts (id INT PRIMARY KEY, owner VARCHAR(16), balance BIGINT, "
+        "opened DATE)",
+        "INSERT INTO shop.accounts VALUES (1, 'a', 100, '2024-01-01')",
+    )
+    shop.sql("ALTER TABLE accounts SECONDARY_LOAD")
+    rng = random.Random(7)
+    # READ COMMITTED locks only the rows a statement changes.
+    conns = [
+        maria.connect(
+            database="shop",
+            autocommit=False,
+            init_command="SET SESSION tx_isolation = 'READ-COMMITTED', "
+            "innodb_lock_wait_timeout = 5",
+        )
+        for _ in range(2)
+    ]
+    query = "SELECT id, owner, balance, opened FROM accounts ORDER BY id"
+    try:
+        for _ in range(12):
+            # Each connection writes its own keys (odd or even), so that
+            # both transactions stay open side by side without waiting.
+            for parity, conn in enumerate(conns):
+                with conn.cursor() as cur:
+                    for _ in range(rng.randint(1, 6)):
+                        key = rng.randrange(parity, 60, 2) + 2
+                        action = rng.random()
+                        if action < 0.5:
+                            cur.execute(
+                                "INSERT INTO accounts VALUES (%s, %s, %s, %s) "
+                                "ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance)",
+                                (key, rng.choice("abcd"), rng.randint(-50, 50),
+                                 datetime.date(2024, 1, 1) + datetime.timedelta(rng.randint(0, 300))),
+                            )
+                        elif action < 0.8:
+                            cur.execute(
+                                "UPDATE accounts SET balance = balance * 2, owner = %s "
+                                "WHERE id <= %s AND id %% 2 = %s",
+                                (rng.choice("xyz"), key, parity),
+                            )
+                        else:
+                            cur.execute("DELETE FROM accounts WHERE id = %s", (key,))
+            # Interleaved transactions commit in random order; one rolls back.
+            order = list(conns)
+            rng.shuffle(order)
+            for i, conn in enumerate(order):
+                if rng.random() < 0.15:
+                    conn.rollback()
+                else:
+                    conn.commit()
+            offloaded, on_server = both(shop, query)
+            assert offloaded == on_server
+    finally:
+        for conn in conns:
+            conn.close()
+    shop.sql("ALTER TABLE accounts SECONDARY_UNLOAD")
+    maria.execute("DROP TABLE shop.accounts")
+
+
+TYPES_TABLE = """
+CREATE TABLE shop.typed (
+  id BIGINT UNSIGNED PRIMARY KEY,
+  i8 TINYINT, u8 TINYINT UNSIGNED, i16 SMALLINT, i24 MEDIUMINT, u32 INT UNSIGNED,
+  f FLOAT, d DOUBLE, price DECIMAL(18,4), wide DECIMAL(38,10),
+  day DATE, at DATETIME(6), stamp TIMESTAMP(3) NULL, clock TIME(6), yr YEAR,
+  flags BIT(10), size ENUM('small','large'), perms SET('r','w','x'),
+  doc JSON, name VARCHAR(40), note TEXT, legacy VARCHAR(10) CHARACTER SET latin1,
+  raw VARBINARY(8), payload BLOB
+) DEFAULT CHARSET=utf8mb4
+"""
+
+TYPED_ROW = (
+    "(%s, -128, 255, -32768, -8388608, 4294967295, 1.5, -2.25, 12345678901234.5678,"
+    " -1234567890123456789012345678.0123456789, '2024-02-29', '2024-02-29 23:59:59.123456',"
+    " '2038-01-19 03:14:07.999', '23:59:59.999999', 2155, b'1010101010', 'large', 'r,x',"
+    " '{\"a\": [1, 2]}', 'żółw 🐢', 'a long text', 'café€', x'00ff10', x'deadbeef')"
+)
+
+
+def test_every_type_round_trips_through_snapshot_and_binlog(shop, maria):
+    maria.execute(TYPES_TABLE, "INSERT INTO shop.typed VALUES " + TYPED_ROW % 1)
+    maria.execute("INSERT INTO shop.typed (id) VALUES (2)")  # all NULL
+    shop.sql("ALTER TABLE typed SECONDARY_LOAD")
+    maria.execute("INSERT INTO shop.typed VALUES " + TYPED_ROW % 18446744073709551615)
+    maria.execute("INSERT INTO shop.typed (id, yr, size) VALUES (3, 0, 'small')")
+    offloaded, on_server = both(shop, "SELECT * FROM typed ORDER BY id")
+    assert offloaded == on_server
+    assert len(offloaded) == 4
+    full = offloaded[-1]
+    assert full[0] == 18446744073709551615
+    assert full[11] == datetime.datetime(2024, 2, 29, 23, 59, 59, 123456)
+    assert full[15] == 682 and full[16] == "large" and full[17] == "r,x"
+    assert full[19] == "żółw 🐢" and full[21] == "café€" and full[23] == b"\xde\xad\xbe\xef"
+    assert offloaded[2][14] == 0 and offloaded[2][16] == "small"
+    shop.sql("ALTER TABLE typed SECONDARY_UNLOAD")
+    maria.execute("DROP TABLE shop.typed")
+
+
+def test_a_type_the_cluster_cannot_hold_keeps_the_table_on_the_server(shop, maria):
+    maria.execute("CREATE TABLE shop.places (id INT PRIMARY KEY, spot POINT)")
+    with pytest.raises(lw.NotSupportedError) as refused:
+        shop.sql("ALTER TABLE places SECONDARY_LOAD")
+    assert refused.value.errno == 3877 and "POINT" in str(refused.value)
+    maria.execute("CREATE TABLE shop.nokey (a INT)")
+    with pytest.raises(lw.ProgrammingError) as nokey:
+        shop.sql("ALTER TABLE nokey SECONDARY_LOAD")
+    assert nokey.value.errno == 1173
+    with pytest.raises(lw.TableNotFoundError) as missing:
+        shop.sql("ALTER TABLE ghost SECONDARY_LOAD")
+    assert missing.value.errno == 1146
+    maria.execute("CREATE TABLE shop.myisam (id INT PRIMARY KEY) ENGINE=MyISAM")
+    with pytest.raises(lw.NotSupportedError, match="InnoDB"):
+        shop.sql("ALTER TABLE myisam SECONDARY_LOAD")
+    # Still serving, the tables still on the server.
+    assert "not loaded" in engine(shop, "SELECT * FROM places")
+    assert shop.sql("SELECT count(*) FROM places").fetchall() == [(0,)]
+    maria.execute("DROP TABLE shop.places", "DROP TABLE shop.nokey", "DROP TABLE shop.myisam")
+
+
+def test_ddl_in_the_binlog_makes_the_table_stale_and_reloads_it(shop, maria):
+    maria.execute(
+        "CREATE TABLE shop.items (id INT PRIMARY KEY, label VARCHAR(10))",
+        "INSERT INTO shop.items VALUES (1, 'a'), (2, 'b')",
+    )
+    shop.sql("ALTER TABLE items SECONDARY_LOAD")
+    maria.execute("ALTER TABLE shop.items ADD COLUMN weight INT DEFAULT 7")
+    maria.execute("INSERT INTO shop.items VALUES (3, 'c', 9)")
+    query = "SELECT id, label, weight FROM items ORDER BY id"
+    # Until it is reloaded the server answers; then the cluster does.
+    assert shop.sql(query).fetchall() == [(1, "a", 7), (2, "b", 7), (3, "c", 9)]
+    wait_available(shop, "items", query)
+    offloaded, on_server = both(shop, query)
+    assert offloaded == on_server == [(1, "a", 7), (2, "b", 7), (3, "c", 9)]
+    maria.execute("TRUNCATE TABLE shop.items")
+    wait_available(shop, "items", query)
+    assert both(shop, query) == ([], [])
+    maria.execute("DROP TABLE shop.items")
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while time.monotonic() < deadline:
+        names = [r[0] for r in shop.sql("SELECT NAME FROM performance_schema.rpd_table_id").fetchall()]
+        if "shop.items" not in names:
+            break
+        time.sleep(0.2)
+    assert "shop.items" not in names
+
+
+def test_a_lost_binlog_connection_resumes_where_it_stopped(shop, maria):
+    maria.execute(
+        "CREATE TABLE shop.ticks (id INT PRIMARY KEY)", "INSERT INTO shop.ticks VALUES (1)"
+    )
+    shop.sql("ALTER TABLE ticks SECONDARY_LOAD")
+    dumps = [r for r in server_rows(maria, "SHOW PROCESSLIST") if r[4] == "Binlog Dump"]
+    assert dumps
+    for dump in dumps:
+        maria.execute(f"KILL {dump[0]}")
+    maria.execute("INSERT INTO shop.ticks VALUES (2), (3)")
+    offloaded, on_server = both(shop, "SELECT id FROM ticks ORDER BY id")
+    assert offloaded == on_server == [(1,), (2,), (3,)]
+    shop.sql("ALTER TABLE ticks SECONDARY_UNLOAD")
+    maria.execute("DROP TABLE shop.ticks")
+
+
+def test_killed_and_restarted_lakewave_loads_its_tables_again(tmp_path: Path, maria: MariaDB):
+    maria.execute(
+        "CREATE TABLE shop.stock (id INT PRIMARY KEY, qty INT)",
+        "INSERT INTO shop.stock VALUES (1, 10), (2, 20)",
+    )
+    path = tmp_path / "meta.db"
+    script = textwrap.dedent(
+        f"""
+        import sys, time, lakewave as lw
+        db = lw.connect({str(path)!r}, source={maria.url(database="shop")!r})
+        db.sql("ALTER TABLE stock SECONDARY_LOAD")
+        print("ready", flush=True)
+        time.sleep(120)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        maria.execute("UPDATE shop.stock SET qty = qty + 1")
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    maria.execute("INSERT INTO shop.stock VALUES (3, 30)", "DELETE FROM shop.stock WHERE id = 1")
+    db = lw.connect(path, source=maria.url(database="shop"))
+    try:
+        query = "SELECT id, qty FROM stock ORDER BY id"
+        assert engine(db, query).startswith("cluster")
+        offloaded, on_server = both(db, query)
+        assert offloaded == on_server == [(2, 21), (3, 30)]
+    finally:
+        db.close()
+    maria.execute("DROP TABLE shop.stock")
+
+
+def test_the_preflight_names_every_unmet_requirement(tmp_path: Path, maria: MariaDB):
+    maria.execute(
+        "CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'", "GRANT SELECT ON shop.* TO 'reader'@'%'"
+    )
+    with pytest.raises(lw.OperationalError) as denied:
+        lw.connect(source=maria.url(user="reader", password="pw"))
+    message = str(denied.value)
+    assert "REPLICATION SLAVE" in message and "BINLOG MONITOR" in message
+    assert denied.value.errno == 1598 and "pw" not in message.replace("reader", "")
+    statement = MariaDB(
+        tmp_path / "statement",
+        binlog=False,
+        extra=["--log-bin=binlog", "--server-id=2", "--binlog-format=STATEMENT",
+               "--binlog-row-metadata=MINIMAL"],
+    )
+    try:
+        with pytest.raises(lw.OperationalError) as unmet:
+            lw.connect(source=statement.url())
+        message = str(unmet.value)
+        assert "binlog_format is STATEMENT" in message
+        assert "binlog_row_metadata is MINIMAL" in message
+    finally:
+        statement.stop()
+    with pytest.raises(lw.OperationalError) as unreachable:
+        lw.connect(source="mysql://root:secret@127.0.0.1:1/")
+    assert unreachable.value.errno == 2003 and "secret" not in str(unreachable.value)
+    with pytest.raises(lw.InterfaceError) as bad_url:
+        lw.connect(source="postgres://root:secret@127.0.0.1/")
+    assert "secret" not in str(bad_url.value)
