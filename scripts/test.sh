@@ -16,13 +16,15 @@ step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
 step "installing test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-# The endpoints' tests drive the real `mariadb` client and HAProxy from Debian.
-if ! command -v mariadb >/dev/null || ! { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null; then
+# The endpoints' tests drive the real `mariadb` client and HAProxy from Debian;
+# the source's tests run a private MariaDB server from Debian.
+if ! command -v mariadb >/dev/null || ! { command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null \
+  || ! { command -v mariadbd || test -x /usr/sbin/mariadbd; } >/dev/null; then
   SUDO=""
   [ "$(id -u)" = "0" ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    mariadb-client-core haproxy >/dev/null
+    mariadb-client-core mariadb-server-core haproxy >/dev/null
 fi
 
 step "formatting and Python lint"

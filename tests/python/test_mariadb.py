@@ -110,7 +110,7 @@ def test_a_loaded_table_follows_every_client_of_the_server(shop: lw.Connection, 
         "CREATE TABLE shop.orders (id INT PRIMARY KEY, product VARCHAR(40), amount DECIMAL(10,2))",
         "INSERT INTO shop.orders VALUES (1, 'Keyboard', 120.50), (2, 'Mouse', 25.90)",
     )
-    (status,), = shop.sql("ALTER TABLE orders SECONDARY_LOAD").fetchall()
+    ((status,),) = shop.sql("ALTER TABLE orders SECONDARY_LOAD").fetchall()
     assert "loaded 2 rows" in status and "binlog" in status
     query = "SELECT product, sum(amount) FROM orders GROUP BY product ORDER BY product"
     assert engine(shop, query).startswith("cluster")
@@ -122,10 +122,14 @@ def test_a_loaded_table_follows_every_client_of_the_server(shop: lw.Connection, 
         cur.execute("DELETE FROM orders WHERE id = 2")
         cur.execute("UPDATE orders SET id = 30 WHERE id = 3")
     offloaded, on_server = both(shop, "SELECT id, product, amount FROM orders ORDER BY id")
-    assert offloaded == on_server == [
-        (1, "Keyboard", decimal.Decimal("121.50")),
-        (30, "Monitor", decimal.Decimal("199.00")),
-    ]
+    assert (
+        offloaded
+        == on_server
+        == [
+            (1, "Keyboard", decimal.Decimal("121.50")),
+            (30, "Monitor", decimal.Decimal("199.00")),
+        ]
+    )
     # Writes through lakewave go to the server and come back by the binlog.
     shop.sql("INSERT INTO orders VALUES (4, 'Cable', 5.00)")
     offloaded, on_server = both(shop, query)
@@ -186,8 +190,7 @@ def test_writes_during_the_snapshot_are_neither_lost_nor_applied_twice(shop, mar
 
 def test_randomized_dml_with_concurrent_transactions_matches_the_server(shop, maria):
     maria.execute(
-        "CREATE TABLE shop.accounts (id INT PRIMARY KEY, owner VARCHAR(16), balance BIGINT, "
-        "opened DATE)",
+        "CREATE TABLE shop.accounts (id INT PRIMARY KEY, owner VARCHAR(16), balance BIGINT, opened DATE)",
         "INSERT INTO shop.accounts VALUES (1, 'a', 100, '2024-01-01')",
     )
     shop.sql("ALTER TABLE accounts SECONDARY_LOAD")
@@ -197,8 +200,7 @@ def test_randomized_dml_with_concurrent_transactions_matches_the_server(shop, ma
         maria.connect(
             database="shop",
             autocommit=False,
-            init_command="SET SESSION tx_isolation = 'READ-COMMITTED', "
-            "innodb_lock_wait_timeout = 5",
+            init_command="SET SESSION tx_isolation = 'READ-COMMITTED', innodb_lock_wait_timeout = 5",
         )
         for _ in range(2)
     ]
@@ -216,8 +218,12 @@ def test_randomized_dml_with_concurrent_transactions_matches_the_server(shop, ma
                             cur.execute(
                                 "INSERT INTO accounts VALUES (%s, %s, %s, %s) "
                                 "ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance)",
-                                (key, rng.choice("abcd"), rng.randint(-50, 50),
-                                 datetime.date(2024, 1, 1) + datetime.timedelta(rng.randint(0, 300))),
+                                (
+                                    key,
+                                    rng.choice("abcd"),
+                                    rng.randint(-50, 50),
+                                    datetime.date(2024, 1, 1) + datetime.timedelta(rng.randint(0, 300)),
+                                ),
                             )
                         elif action < 0.8:
                             cur.execute(
@@ -230,7 +236,7 @@ def test_randomized_dml_with_concurrent_transactions_matches_the_server(shop, ma
             # Interleaved transactions commit in random order; one rolls back.
             order = list(conns)
             rng.shuffle(order)
-            for i, conn in enumerate(order):
+            for conn in order:
                 if rng.random() < 0.15:
                     conn.rollback()
                 else:
@@ -332,9 +338,7 @@ def test_ddl_in_the_binlog_makes_the_table_stale_and_reloads_it(shop, maria):
 
 
 def test_a_lost_binlog_connection_resumes_where_it_stopped(shop, maria):
-    maria.execute(
-        "CREATE TABLE shop.ticks (id INT PRIMARY KEY)", "INSERT INTO shop.ticks VALUES (1)"
-    )
+    maria.execute("CREATE TABLE shop.ticks (id INT PRIMARY KEY)", "INSERT INTO shop.ticks VALUES (1)")
     shop.sql("ALTER TABLE ticks SECONDARY_LOAD")
     dumps = [r for r in server_rows(maria, "SHOW PROCESSLIST") if r[4] == "Binlog Dump"]
     assert dumps
@@ -382,9 +386,7 @@ def test_killed_and_restarted_lakewave_loads_its_tables_again(tmp_path: Path, ma
 
 
 def test_the_preflight_names_every_unmet_requirement(tmp_path: Path, maria: MariaDB):
-    maria.execute(
-        "CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'", "GRANT SELECT ON shop.* TO 'reader'@'%'"
-    )
+    maria.execute("CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'", "GRANT SELECT ON shop.* TO 'reader'@'%'")
     with pytest.raises(lw.OperationalError) as denied:
         lw.connect(source=maria.url(user="reader", password="pw"))
     message = str(denied.value)
@@ -393,8 +395,12 @@ def test_the_preflight_names_every_unmet_requirement(tmp_path: Path, maria: Mari
     statement = MariaDB(
         tmp_path / "statement",
         binlog=False,
-        extra=["--log-bin=binlog", "--server-id=2", "--binlog-format=STATEMENT",
-               "--binlog-row-metadata=MINIMAL"],
+        extra=[
+            "--log-bin=binlog",
+            "--server-id=2",
+            "--binlog-format=STATEMENT",
+            "--binlog-row-metadata=MINIMAL",
+        ],
     )
     try:
         with pytest.raises(lw.OperationalError) as unmet:
@@ -410,3 +416,148 @@ def test_the_preflight_names_every_unmet_requirement(tmp_path: Path, maria: Mari
     with pytest.raises(lw.InterfaceError) as bad_url:
         lw.connect(source="postgres://root:secret@127.0.0.1/")
     assert "secret" not in str(bad_url.value)
+
+
+def test_lakewave_serve_in_front_of_the_server_through_its_clients(tmp_path: Path, maria):
+    """`lakewave serve --source`: clients talk MySQL to lakewave; statements
+    run on MariaDB and loaded tables are answered by the cluster."""
+    import os
+    import shutil
+
+    maria.execute(
+        "CREATE TABLE shop.sales (id INT PRIMARY KEY, region VARCHAR(8), total DECIMAL(9,2))",
+        "INSERT INTO shop.sales VALUES (1, 'north', 10.00), (2, 'south', 20.50)",
+    )
+    env = dict(os.environ, LAKEWAVE_SOURCE=maria.url(database="shop"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lakewave",
+            "serve",
+            "--database",
+            str(tmp_path / "meta.db"),
+            "--mysql-port",
+            "0",
+            "--flight-port",
+            "-1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        port = None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "MySQL protocol:" in line:
+                port = int(line.rsplit(":", 1)[1])
+            if line.startswith("ready"):
+                break
+        assert port, proc.stderr.read() if proc.stderr else ""
+        conn = pymysql.connect(host="127.0.0.1", port=port, user="root", database="shop", autocommit=True)
+        with conn, conn.cursor() as cur:
+            cur.execute("ALTER TABLE sales SECONDARY_LOAD")
+            cur.execute("INSERT INTO sales VALUES (3, 'north', 5.25)")
+            cur.execute("SET use_secondary_engine = FORCED")
+            cur.execute("SELECT region, sum(total) FROM sales GROUP BY region ORDER BY region")
+            assert cur.fetchall() == (
+                ("north", decimal.Decimal("15.25")),
+                ("south", decimal.Decimal("20.50")),
+            )
+            # A prepared statement with parameters, run by the server.
+            cur.execute("SET use_secondary_engine = OFF")
+            cur.execute("SELECT total FROM sales WHERE id = %s", (3,))
+            assert cur.fetchall() == ((decimal.Decimal("5.25"),),)
+            with pytest.raises(pymysql.err.IntegrityError) as duplicate:
+                cur.execute("INSERT INTO sales VALUES (1, 'east', 1.00)")
+            assert duplicate.value.args[0] == 1062
+        mariadb = shutil.which("mariadb")
+        if mariadb:
+            out = subprocess.run(
+                [
+                    mariadb,
+                    "-h",
+                    "127.0.0.1",
+                    "-P",
+                    str(port),
+                    "-u",
+                    "root",
+                    "-D",
+                    "shop",
+                    "--skip-ssl",
+                    "-N",
+                    "-e",
+                    "SELECT count(*) FROM sales",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.stdout.strip() == "3", out.stderr
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    maria.execute("DROP TABLE shop.sales")
+
+
+def test_rename_unloads_and_a_purged_binlog_reloads_every_table(shop, maria):
+    maria.execute(
+        "CREATE TABLE shop.old_name (id INT PRIMARY KEY)",
+        "CREATE TABLE shop.kept (id INT PRIMARY KEY, v INT)",
+        "INSERT INTO shop.kept VALUES (1, 1)",
+    )
+    shop.sql("ALTER TABLE old_name SECONDARY_LOAD")
+    shop.sql("ALTER TABLE kept SECONDARY_LOAD")
+    maria.execute("RENAME TABLE shop.old_name TO shop.new_name")
+    # The renamed table leaves the cluster; the new name is on the server.
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while "shop.old_name" in [
+        r[0] for r in shop.sql("SELECT NAME FROM performance_schema.rpd_table_id").fetchall()
+    ]:
+        assert time.monotonic() < deadline, "old_name was not unloaded"
+        time.sleep(0.2)
+    assert "not loaded" in engine(shop, "SELECT * FROM new_name")
+
+    def load_started() -> object:
+        return shop.sql(
+            "SELECT LOAD_START_TIMESTAMP FROM performance_schema.rpd_tables "
+            "JOIN performance_schema.rpd_table_id USING (ID) WHERE NAME = 'shop.kept'"
+        ).fetchall()[0][0]
+
+    first_load = load_started()
+    # Purge the binlog under the reader while it reconnects: it can no
+    # longer resume, so the table is loaded again from a new snapshot.
+    for _attempt in range(20):
+        dumps = [r for r in server_rows(maria, "SHOW PROCESSLIST") if r[4] == "Binlog Dump"]
+        conn = maria.connect(database="shop")
+        try:
+            with conn.cursor() as cur:
+                for dump in dumps:
+                    cur.execute(f"KILL {dump[0]}")
+                cur.execute("FLUSH BINARY LOGS")
+                cur.execute("UPDATE kept SET v = v + 1")
+                cur.execute("FLUSH BINARY LOGS")
+                cur.execute("SHOW MASTER STATUS")
+                current = cur.fetchone()[0]
+                cur.execute(f"PURGE BINARY LOGS TO '{current}'")
+                break
+        except pymysql.err.OperationalError:
+            time.sleep(0.1)  # the reader was back first; try again
+        finally:
+            conn.close()
+    else:
+        pytest.fail("could not purge the binlog under the reader")
+    maria.execute("UPDATE shop.kept SET v = v + 10")
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while load_started() == first_load:
+        assert time.monotonic() < deadline, "kept was not loaded again after the purge"
+        time.sleep(0.2)
+    wait_available(shop, "kept", "SELECT v FROM kept")
+    offloaded, on_server = both(shop, "SELECT id, v FROM kept")
+    assert offloaded == on_server and on_server[0][1] > 1
+    shop.sql("ALTER TABLE kept SECONDARY_UNLOAD")
+    maria.execute("DROP TABLE shop.kept", "DROP TABLE shop.new_name")
