@@ -24,7 +24,6 @@ import random
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "tpch"))
+sys.path.insert(0, str(ROOT / "tests" / "python"))
 import run as tpch  # noqa: E402
+from mariadb_server import MariaDB  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 POINT_QUERY = (
@@ -216,63 +217,6 @@ def point_queries(
     return out
 
 
-class MariaDB:
-    """A private MariaDB server: its own data directory, port and socket."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.data = folder / "mariadb"
-        self.socket = folder / "mariadb.sock"
-        install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
-        subprocess.run(
-            [
-                install,
-                "--no-defaults",
-                f"--datadir={self.data}",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--user=root",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        server = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
-        self.process = subprocess.Popen(
-            [
-                server,
-                "--no-defaults",
-                f"--datadir={self.data}",
-                f"--port={self.port}",
-                f"--socket={self.socket}",
-                "--bind-address=127.0.0.1",
-                "--user=root",
-                "--innodb-buffer-pool-size=1G",
-                "--max-connections=200",
-                "--secure-file-priv=",
-                f"--pid-file={folder / 'mariadb.pid'}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.connect().close()
-                return
-            except Exception:
-                time.sleep(0.2)
-        raise RuntimeError("MariaDB did not start")
-
-    def connect(self, **kwargs):
-        import pymysql
-
-        return pymysql.connect(unix_socket=str(self.socket), user="root", **kwargs)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-
-
 def load_mariadb(maria: MariaDB, orders_csv: Path) -> None:
     conn = maria.connect()
     with conn, conn.cursor() as cur:
@@ -422,7 +366,11 @@ def main() -> None:
         )
         pacsv.write_csv(orders.cast(plain), csv)
         del orders
-        maria = MariaDB(folder)
+        maria = MariaDB(
+            folder / "mariadb",
+            binlog=False,
+            extra=["--innodb-buffer-pool-size=1G", "--max-connections=200", "--secure-file-priv="],
+        )
         try:
             load_mariadb(maria, csv)
             print("point queries: MariaDB", file=sys.stderr, flush=True)

@@ -110,6 +110,12 @@ class MariaDB:
             for statement in statements:
                 cur.execute(statement)
 
+    def rows(self, query: str) -> list[tuple]:
+        conn = self.connect()
+        with conn, conn.cursor() as cur:
+            cur.execute(query)
+            return [tuple(row) for row in cur.fetchall()]
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
