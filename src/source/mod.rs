@@ -172,12 +172,23 @@ fn static_sqlstate(state: &str) -> &'static str {
         .unwrap_or("HY000")
 }
 
-/// A place in the server's binlog: a file and an offset in it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A place in the server's binlog: a file and an offset in it, and the
+/// GTID of the transaction that ends there when the server sent one. Two
+/// positions are the same place when file and offset are.
+#[derive(Debug, Clone)]
 pub struct Position {
     pub file: String,
     pub offset: u64,
+    pub gtid: Option<String>,
 }
+
+impl PartialEq for Position {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file && self.offset == other.offset
+    }
+}
+
+impl Eq for Position {}
 
 impl Position {
     /// The file's sequence number (`binlog.000042` → 42): files sort by it.

@@ -96,7 +96,11 @@ pub async fn binlog_end(conn: &mut Conn, config: &SourceConfig) -> Result<Positi
     })?;
     let file = text_of(row, 0).unwrap_or_default();
     let offset = text_of(row, 1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    Ok(Position { file, offset })
+    Ok(Position {
+        file,
+        offset,
+        gtid: None,
+    })
 }
 
 /// Connect to the server and run the preflight.

@@ -262,7 +262,11 @@ impl Source {
             }
             .into());
         };
-        let at = Position { file, offset };
+        let at = Position {
+            file,
+            offset,
+            gtid: None,
+        };
         let spec = LoadSpec {
             name: def.name.clone(),
             schema: super::types::schema_of(&def.columns),

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
+use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Value};
 
 use super::types::{Kind, Origin, RowsBuilder};
@@ -50,6 +51,8 @@ struct Reader {
     file: String,
     /// This connection has seen the format description (checksums known).
     formatted: bool,
+    /// The GTID of the transaction being read (MariaDB's `domain-server-seq`).
+    gtid: Option<String>,
     transaction: Option<Transaction>,
     pending: Changes,
     pending_bytes: usize,
@@ -62,6 +65,7 @@ impl Source {
         let mut reader = Reader {
             file: start.file.clone(),
             formatted: false,
+            gtid: None,
             committed: start,
             transaction: None,
             pending: Changes::new(),
@@ -140,9 +144,15 @@ impl Source {
     }
 
     async fn open_stream(&self, at: &Position) -> Result<BinlogStream, String> {
-        let conn = super::server::connect(&self.config, None)
+        let mut conn = super::server::connect(&self.config, None)
             .await
             .map_err(|e| e.chain_message())?;
+        // A replica that takes MariaDB's GTID events gets them as they are
+        // (else the server turns each into a `BEGIN` query): each
+        // transaction's GTID becomes part of the applied position.
+        conn.query_drop("SET @mariadb_slave_capability = 4")
+            .await
+            .map_err(|e| format!("preparing the binlog connection: {e}"))?;
         let request = BinlogStreamRequest::new(self.replica_id)
             .with_filename(at.file.as_bytes())
             .with_pos(at.offset);
@@ -160,6 +170,12 @@ impl Source {
         event: &Event,
     ) -> Result<bool, String> {
         let end = u64::from(event.header().log_pos());
+        if event.header().event_type_raw() == MARIADB_GTID_EVENT {
+            // A transaction (or a standalone statement) begins.
+            reader.transaction = Some(Transaction::default());
+            reader.gtid = mariadb_gtid(event.header().server_id(), event.data());
+            return Ok(false);
+        }
         let data = event.read_data().map_err(|e| {
             format!(
                 "a binlog event at {}:{end} cannot be read: {e}",
@@ -169,6 +185,7 @@ impl Source {
         let at = |reader: &Reader| Position {
             file: reader.file.clone(),
             offset: end,
+            gtid: None,
         };
         match data {
             Some(EventData::RotateEvent(rotate)) => {
@@ -184,6 +201,7 @@ impl Source {
                     reader.committed = Position {
                         file: reader.file.clone(),
                         offset: rotate.position(),
+                        gtid: reader.committed.gtid.clone(),
                     };
                 }
                 Ok(false)
@@ -269,7 +287,10 @@ impl Source {
     }
 
     /// The transaction being read is complete at `end`.
-    fn commit(&self, reader: &mut Reader, end: Position) {
+    fn commit(&self, reader: &mut Reader, mut end: Position) {
+        if let Some(gtid) = reader.gtid.take() {
+            end.gtid = Some(gtid);
+        }
         if let Some(transaction) = reader.transaction.take()
             && !transaction.changes.is_empty()
         {
@@ -470,6 +491,16 @@ impl Source {
 
 /// The raw type of a heartbeat event (its position is not an event's end).
 const HEARTBEAT_EVENT: u8 = 27;
+/// MariaDB's GTID event, which opens every event group.
+const MARIADB_GTID_EVENT: u8 = 162;
+
+/// `domain-server-seq` from a MariaDB GTID event's body (sequence number,
+/// then domain id, little-endian).
+fn mariadb_gtid(server_id: u32, body: &[u8]) -> Option<String> {
+    let seq = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
+    let domain = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
+    Some(format!("{domain}-{server_id}-{seq}"))
+}
 
 /// Decode a row event's rows into the transaction.
 fn collect_rows(
@@ -774,10 +805,20 @@ mod tests {
     }
 
     #[test]
+    fn a_mariadb_gtid_event_names_domain_server_and_sequence() {
+        let mut body = 57u64.to_le_bytes().to_vec();
+        body.extend_from_slice(&3u32.to_le_bytes());
+        body.push(1);
+        assert_eq!(mariadb_gtid(7, &body).as_deref(), Some("3-7-57"));
+        assert_eq!(mariadb_gtid(7, &body[..5]), None);
+    }
+
+    #[test]
     fn positions_order_by_file_sequence_then_offset() {
         let p = |file: &str, offset| Position {
             file: file.into(),
             offset,
+            gtid: None,
         };
         assert!(p("binlog.000002", 4) > p("binlog.000001", 9_000));
         assert!(p("binlog.000010", 4) > p("binlog.000009", 4));

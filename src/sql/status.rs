@@ -70,6 +70,8 @@ pub struct TableRow {
     /// current at (`binlog.000003:1234`); `snapshot_scn` encodes it as
     /// file number × 2³² + offset.
     pub source_position: Option<String>,
+    /// And the GTID of the last transaction applied, when the server sends GTIDs.
+    pub source_gtid: Option<String>,
 }
 
 /// `global_status` and `SHOW STATUS`: name and value of every status variable.
@@ -148,6 +150,7 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
             load_started: Some(loaded.load_started),
             load_finished: Some(loaded.load_finished),
             source_position: None,
+            source_gtid: None,
         });
     }
     let sourced = services
@@ -181,6 +184,7 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
             load_started: Some(table.load_started),
             load_finished: table.load_finished,
             source_position: table.scn.as_ref().map(|p| p.to_string()),
+            source_gtid: table.scn.as_ref().and_then(|p| p.gtid.clone()),
         });
     }
     for (index, status) in statuses
@@ -214,6 +218,7 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
             load_started: None,
             load_finished: None,
             source_position: None,
+            source_gtid: None,
         });
     }
     rows.sort_by_key(|r| r.id);
@@ -323,6 +328,7 @@ impl PerformanceSchema {
                         timestamp("load_start_timestamp"),
                         timestamp("load_end_timestamp"),
                         text("source_position"),
+                        text("source_gtid"),
                     ])),
                     vec![
                         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.id))),
@@ -354,6 +360,7 @@ impl PerformanceSchema {
                                 .with_timezone("UTC"),
                         ),
                         strings(rows.iter().map(|r| r.source_position.as_deref())),
+                        strings(rows.iter().map(|r| r.source_gtid.as_deref())),
                     ],
                 ))
             }

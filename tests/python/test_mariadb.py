@@ -137,12 +137,15 @@ def test_a_loaded_table_follows_every_client_of_the_server(shop: lw.Connection, 
     rows = dict(
         (r[0], r)
         for r in shop.sql(
-            "SELECT NAME, LOAD_STATUS, SOURCE_POSITION FROM performance_schema.rpd_tables "
+            "SELECT NAME, LOAD_STATUS, SOURCE_POSITION, SOURCE_GTID FROM performance_schema.rpd_tables "
             "JOIN performance_schema.rpd_table_id USING (ID)"
         ).fetchall()
     )
     assert rows["shop.orders"][1] == "AVAIL_RPDGSTABSTATE"
     assert str(rows["shop.orders"][2]).startswith("binlog.")
+    # MariaDB's GTID of the last transaction applied: domain-server-sequence.
+    domain, server, sequence = rows["shop.orders"][3].split("-")
+    assert server == "1" and int(sequence) > 0
     # A transaction open on the server keeps queries there (its own writes).
     shop.sql("BEGIN")
     shop.sql("INSERT INTO orders VALUES (5, 'Lamp', 30.00)")
