@@ -141,7 +141,7 @@ def tpch(maria: MariaDB, cap: float, runs: int) -> dict:
         # Both answers are ordered by the query. AVG of a DECIMAL has 4 more
         # digits on both sides, but DataFusion truncates the last one where
         # MariaDB rounds it: values compare within one unit of that digit.
-        same = off_rows is None or same_answer(on_rows, off_rows)
+        same = off_rows is None or tpch_harness.same_rows(on_rows, off_rows, 1e-9, 1.5e-6)
         out["queries"][f"Q{number}"] = {
             "on_s": on_median,
             "off_s": off,
@@ -161,20 +161,6 @@ def tpch(maria: MariaDB, cap: float, runs: int) -> dict:
     out["any_capped"] = any(q["capped"] for q in out["queries"].values())
     db.close()
     return out
-
-
-def same_answer(ours: list, theirs: list) -> bool:
-    if len(ours) != len(theirs):
-        return False
-    for row_a, row_b in zip(ours, theirs, strict=True):
-        for a, b in zip(row_a, row_b, strict=True):
-            a, b = tpch_harness.normalise(a), tpch_harness.normalise(b)
-            if isinstance(a, float) and isinstance(b, float):
-                if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1.5e-6):
-                    return False
-            elif a != b:
-                return False
-    return True
 
 
 def writer(port: int, table: str, seconds: float, rate: float | None, start_id: int, queue) -> None:

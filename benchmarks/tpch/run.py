@@ -57,14 +57,14 @@ def normalise(value: object) -> object:
     return value
 
 
-def same_rows(a: list, b: list) -> bool:
+def same_rows(a: list, b: list, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> bool:
     if len(a) != len(b):
         return False
     for row_a, row_b in zip(a, b, strict=True):
         for x, y in zip(row_a, row_b, strict=True):
             x, y = normalise(x), normalise(y)
             if isinstance(x, float) and isinstance(y, float):
-                if not math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6):
+                if not math.isclose(x, y, rel_tol=rel_tol, abs_tol=abs_tol):
                     return False
             elif x != y:
                 return False

@@ -395,7 +395,7 @@ impl Source {
         reader.pending_bytes = 0;
         let mut batches = 0;
         for (name, changes) in pending {
-            let (def, from, loading) = {
+            let (def, from) = {
                 let mut state = self.state.lock();
                 let Some(tracked) = state.tables.get_mut(&name) else {
                     continue;
@@ -408,9 +408,8 @@ impl Source {
                     SourceStatus::Stale { .. } => continue,
                     SourceStatus::Available => {}
                 }
-                (Arc::clone(&tracked.table.def), tracked.from.clone(), false)
+                (Arc::clone(&tracked.table.def), tracked.from.clone())
             };
-            let _ = loading;
             let changes: Vec<Change> = changes
                 .into_values()
                 .filter(|c| from.as_ref().is_none_or(|from| c.end > *from))
