@@ -60,6 +60,15 @@ fn column_list(table: &RowTable, columns: &[usize]) -> String {
         .join(", ")
 }
 
+/// What an INSERT did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub rows: u64,
+    /// The AUTO_INCREMENT value given to the first row that was assigned
+    /// one (MySQL's `LAST_INSERT_ID()` after a multi-row INSERT).
+    pub first_generated_id: Option<i64>,
+}
+
 impl DbConnection {
     /// Insert rows (columns already in table order; a column missing from
     /// `columns` is NULL or auto-assigned).
@@ -69,7 +78,7 @@ impl DbConnection {
         columns: &[usize],
         batch: &RecordBatch,
         mode: InsertMode,
-    ) -> Result<u64> {
+    ) -> Result<Inserted> {
         check_not_null(table, columns, batch)?;
         for (index, c) in table.columns.iter().enumerate() {
             let not_null = !c.nullable || table.primary_key.contains(&index);
@@ -93,23 +102,38 @@ impl DbConnection {
             column_list(table, columns),
             vec!["?"; columns.len()].join(", ")
         );
+        // Where the AUTO_INCREMENT value of a row comes from: the key is the
+        // rowid, so SQLite assigns it when the row leaves it NULL.
+        let auto = table.columns.iter().position(|c| c.auto_increment);
+        // Logical nulls: a NULL literal arrives as a column of type Null.
+        let given_auto = auto
+            .and_then(|a| columns.iter().position(|&c| c == a))
+            .map(|position| batch.column(position).logical_nulls());
         self.with_conn(|conn| {
             let action = verb.to_string();
             let mut stmt = conn
                 .prepare_cached(&sql)
                 .map_err(|e| RowStoreError::sqlite(&table.name, &action, e))?;
-            let mut changed = 0u64;
+            let mut inserted = Inserted::default();
             for row in 0..batch.num_rows() {
                 for (i, column) in bindables.iter().enumerate() {
                     stmt.raw_bind_parameter(i + 1, ToSqlOutput::Borrowed(column.value(row)))
                         .map_err(|e| RowStoreError::sqlite(&table.name, &action, e))?;
                 }
-                changed += stmt
+                let changed = stmt
                     .raw_execute()
                     .map_err(|e| RowStoreError::sqlite(&table.name, &action, e))?
                     as u64;
+                inserted.rows += changed;
+                let generated = auto.is_some()
+                    && given_auto
+                        .as_ref()
+                        .is_none_or(|nulls| nulls.as_ref().is_some_and(|nulls| nulls.is_null(row)));
+                if generated && changed > 0 && inserted.first_generated_id.is_none() {
+                    inserted.first_generated_id = Some(conn.last_insert_rowid());
+                }
             }
-            Ok(changed)
+            Ok(inserted)
         })
     }
 

@@ -39,6 +39,7 @@ use crate::catalog::{self, DEFAULT_DATABASE, Entry, ROWID_COLUMN, TableName};
 use crate::error::{ErrorKind, MySqlCode, codes};
 
 pub use connection::{DbConnection, InsertMode, StatementTxn};
+pub use dml::Inserted;
 pub use scan::{FilterOp, RowFilter, read_rows, scan_rows};
 pub use types::{
     Bindable, ColumnDecoder, Storage, ValueError, ValueProblem, sqlite_column, storage,

@@ -312,6 +312,15 @@ impl ServerConnection {
         Ok((open, end))
     }
 
+    /// Start afresh (COM_RESET_CONNECTION, COM_CHANGE_USER): the
+    /// connection is closed, which rolls back what it had open and drops its
+    /// variables and temporary tables; the next statement opens a new one
+    /// in the configured database.
+    pub async fn reset(&self) {
+        self.close().await;
+        *self.database.lock() = self.config.database.clone();
+    }
+
     /// Close the connection (the session ends).
     pub async fn close(&self) {
         if let Some(conn) = self.conn.lock().await.take() {

@@ -27,7 +27,7 @@ use super::{Session, SqlError, abbreviate, datafusion_error, internal_error};
 use crate::cancel::Cancel;
 use crate::catalog::{ROWID_COLUMN, RowTable, TableName};
 use crate::error::{Error, Result};
-use crate::rowstore::{InsertMode, RowStoreError, StatementTxn, quote};
+use crate::rowstore::{InsertMode, Inserted, RowStoreError, StatementTxn, quote};
 
 /// The position of `column` in `table`, or an error listing the valid ones.
 fn column_position(table: &RowTable, column: &str, text: &str) -> Result<usize> {
@@ -172,8 +172,18 @@ impl Session {
             .await
         }
         .await;
-        let written = self.end_write(statement, text, work).await?;
-        Ok(QueryResult::affected(text, written))
+        let inserted = self.end_write(statement, text, work).await?;
+        Ok(self.after_insert(text, inserted))
+    }
+
+    /// Remember the AUTO_INCREMENT value an INSERT assigned (MySQL keeps the
+    /// previous one when a statement assigns none) and report it.
+    fn after_insert(&self, text: &str, inserted: Inserted) -> QueryResult {
+        let id = inserted.first_generated_id.map(|id| id as u64);
+        if let Some(id) = id {
+            self.settings.lock().last_insert_id = id;
+        }
+        QueryResult::affected(text, inserted.rows).with_insert_id(id)
     }
 
     /// Bulk insert from any Arrow source (columns matched by name), in one
@@ -199,7 +209,11 @@ impl Session {
                 conn.insert(&table, &columns, &batch, mode)
             })
             .await;
-        self.end_write(statement, &text, work).await
+        let inserted = self.end_write(statement, &text, work).await?;
+        Ok(self
+            .after_insert(&text, inserted)
+            .rows_affected()
+            .unwrap_or(0))
     }
 
     /// The table factor of UPDATE/DELETE as `lakewave_rowid.db.table AS alias`.

@@ -37,6 +37,9 @@ pub struct QueryResult {
     body: Body,
     /// Rows a DML statement changed (`None` for queries and DDL).
     rows_affected: Option<u64>,
+    /// The AUTO_INCREMENT value an INSERT assigned (the OK packet's
+    /// `last_insert_id`).
+    insert_id: Option<u64>,
     /// What a statement that returns no rows of its own did (DDL, SET,
     /// loads): a wire protocol sends it as an OK, not as a result set.
     message: Option<String>,
@@ -51,6 +54,7 @@ impl QueryResult {
             statement: statement.to_string(),
             body: Body::Ready(schema, batches),
             rows_affected: None,
+            insert_id: None,
             message: None,
             session: None,
         }
@@ -98,9 +102,21 @@ impl QueryResult {
             statement: statement.to_string(),
             body: Body::Lazy(frame),
             rows_affected: None,
+            insert_id: None,
             message: None,
             session: Some(session),
         }
+    }
+
+    /// The same result, reporting the AUTO_INCREMENT value its INSERT
+    /// assigned.
+    pub fn with_insert_id(self, insert_id: Option<u64>) -> QueryResult {
+        QueryResult { insert_id, ..self }
+    }
+
+    /// The AUTO_INCREMENT value the statement's INSERT assigned, if any.
+    pub fn insert_id(&self) -> Option<u64> {
+        self.insert_id
     }
 
     pub fn statement(&self) -> &str {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
@@ -41,6 +41,9 @@ pub(super) struct Settings {
     pub user: HashMap<String, UserValue>,
     /// Session values of system variables set with `SET` (lower-case names).
     pub system: BTreeMap<String, String>,
+    /// `LAST_INSERT_ID()`: the first AUTO_INCREMENT value the session's
+    /// latest assigning INSERT produced (0 before any).
+    pub last_insert_id: u64,
 }
 
 impl Settings {
@@ -52,6 +55,7 @@ impl Settings {
             autocommit: true,
             user: HashMap::new(),
             system: BTreeMap::new(),
+            last_insert_id: 0,
         }
     }
 }
@@ -560,6 +564,16 @@ impl Session {
     /// see before it executes (syntax, unknown tables and columns) are
     /// returned; anything else waits for the execution to report it.
     pub async fn describe(&self, text: &str) -> Result<Option<SchemaRef>> {
+        Ok(self.describe_with_parameters(text).await?.0)
+    }
+
+    /// [`Session::describe`], and the types of the query's `$n` parameters
+    /// as planning infers them (`$1` compared with an INT column is an INT;
+    /// `None` where nothing says, and for statements that are not queries).
+    pub async fn describe_with_parameters(
+        &self,
+        text: &str,
+    ) -> Result<(Option<SchemaRef>, HashMap<String, Option<DataType>>)> {
         let pieces = split::split_statements(text);
         let [piece] = pieces.as_slice() else {
             return Err(SqlError::Syntax {
@@ -571,28 +585,30 @@ impl Session {
             }
             .into());
         };
+        let nothing = || Ok((None, HashMap::new()));
         if split::parse_custom(piece).is_some() || super::set::parse_set(piece)?.is_some() {
-            return Ok(None);
+            return nothing();
         }
         let Some(statement) = self.parse(piece)? else {
-            return Ok(None);
+            return nothing();
         };
         let is_query = matches!(
             &statement,
             Statement::Statement(inner) if matches!(inner.as_ref(), SqlStatement::Query(_))
         );
         if !is_query {
-            return Ok(None);
+            return nothing();
         }
         match self.plan(statement, piece, Purpose::Query).await {
-            Ok((_, plan)) => Ok(Some(super::output::logical_schema(
-                plan.schema().as_arrow(),
-            ))),
+            Ok((_, plan)) => Ok((
+                Some(super::output::logical_schema(plan.schema().as_arrow())),
+                plan.get_parameter_types().unwrap_or_default(),
+            )),
             Err(error) => match error.kind() {
                 crate::error::ErrorKind::Syntax
                 | crate::error::ErrorKind::TableNotFound
                 | crate::error::ErrorKind::ColumnNotFound => Err(error),
-                _ => Ok(None),
+                _ => nothing(),
             },
         }
     }
@@ -605,6 +621,9 @@ impl Session {
         let _one_at_a_time = self.gate.lock().await;
         self.blocking("reset of the session", |conn| conn.rollback())
             .await?;
+        if let Some(server) = &self.server {
+            server.reset().await;
+        }
         *self.settings.lock() = Settings::initial();
         self.slot.set_database(DEFAULT_DATABASE);
         Ok(())

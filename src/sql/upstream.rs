@@ -131,7 +131,17 @@ impl Session {
             ServerOutcome::Rows { schema, batches } => {
                 Ok(QueryResult::ready(text, schema, batches))
             }
-            ServerOutcome::Done { affected, .. } => Ok(QueryResult::affected(text, affected)),
+            ServerOutcome::Done {
+                affected,
+                last_insert_id,
+                ..
+            } => {
+                let assigned = last_insert_id.filter(|&id| id != 0);
+                if let Some(id) = assigned {
+                    self.settings.lock().last_insert_id = id;
+                }
+                Ok(QueryResult::affected(text, affected).with_insert_id(assigned))
+            }
         }
     }
 

@@ -111,9 +111,11 @@ pub(super) const SYSTEM_VARIABLES: &[(&str, Access)] = &[
     ("group_concat_max_len", Access::Session),
     ("have_ssl", Access::ReadOnly),
     ("hostname", Access::ReadOnly),
+    ("identity", Access::ReadOnly),
     ("init_connect", Access::ReadOnly),
     ("innodb_lock_wait_timeout", Access::ReadOnly),
     ("interactive_timeout", Access::Session),
+    ("last_insert_id", Access::ReadOnly),
     ("license", Access::ReadOnly),
     ("lock_wait_timeout", Access::ReadOnly),
     ("lower_case_table_names", Access::ReadOnly),
@@ -232,6 +234,7 @@ pub(super) fn system_value(
         "group_concat_max_len" => Int(1024),
         "have_ssl" => Text("DISABLED".into()),
         "hostname" => Text(config.instance_name.clone()),
+        "identity" | "last_insert_id" => Int(settings.last_insert_id as i64),
         "init_connect" => Text(String::new()),
         "innodb_lock_wait_timeout" | "lock_wait_timeout" => Int(lock_wait),
         "interactive_timeout" | "wait_timeout" => Int(28_800),
@@ -356,8 +359,8 @@ impl VarProvider for UserVariables {
     }
 }
 
-/// Register `CONNECTION_ID()`, `DATABASE()`, `SCHEMA()` and `VERSION()` on a
-/// session's context.
+/// Register `CONNECTION_ID()`, `DATABASE()`, `SCHEMA()`, `LAST_INSERT_ID()`
+/// and `VERSION()` on a session's context.
 pub(super) fn register_functions(
     ctx: &SessionContext,
     slot: Arc<super::process::SessionSlot>,
@@ -400,6 +403,17 @@ pub(super) fn register_functions(
             }),
         ));
     }
+    ctx.register_udf(create_udf(
+        "last_insert_id",
+        vec![],
+        DataType::UInt64,
+        Volatility::Volatile,
+        Arc::new(move |_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::UInt64(Some(
+                settings.lock().last_insert_id,
+            ))))
+        }),
+    ));
     ctx.register_udf(create_udf(
         "version",
         vec![],

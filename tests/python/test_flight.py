@@ -5,6 +5,7 @@ instance, raw commands); and TLS on both endpoints."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import subprocess
 import sys
@@ -66,6 +67,30 @@ def protobuf_field(number: int, payload: bytes) -> bytes:
         if not length:
             break
     return bytes([number << 3 | 2]) + varint + payload
+
+
+def protobuf_fields(data: bytes) -> dict[int, bytes | int]:
+    """The fields of one protobuf message (varints and length-delimited)."""
+
+    def varint(at: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = data[at]
+            value |= (byte & 0x7F) << shift
+            at, shift = at + 1, shift + 7
+            if byte < 0x80:
+                return value, at
+
+    fields: dict[int, bytes | int] = {}
+    at = 0
+    while at < len(data):
+        key, at = varint(at)
+        if key & 7 == 0:
+            fields[key >> 3], at = varint(at)
+        else:
+            length, at = varint(at)
+            fields[key >> 3], at = data[at : at + length], at + length
+    return fields
 
 
 def flight_sql_any(message: str, body: bytes) -> bytes:
@@ -187,6 +212,112 @@ def test_each_login_is_a_session_of_its_own(served) -> None:
         return [row[1] for row in db.sql("SHOW PROCESSLIST").fetchall()].count("app")
 
     wait_for(lambda: app_sessions() == 0, what="the sessions of closed connections to end")
+
+
+def test_transactions_commit_roll_back_and_stay_their_own(served) -> None:
+    """ADBC without autocommit runs in a Flight SQL transaction."""
+    db, server = served
+    count = "SELECT count(*) FROM shop.items"
+    with (
+        flight_sql.connect(
+            server.flight_uri,
+            db_kwargs={"username": "app", "password": PASSWORD},
+            autocommit=False,
+        ) as conn,
+        connect(server) as other,
+    ):
+        cur, watcher = conn.cursor(), other.cursor()
+        cur.execute("INSERT INTO shop.items (id, name) VALUES (30, 'held')")
+        cur.execute(count)
+        assert cur.fetchone() == (3,)  # the transaction sees its own write
+        watcher.execute(count)
+        assert watcher.fetchone() == (2,)  # nobody else does yet
+        assert db.sql(count).fetchone() == (2,)
+        conn.rollback()
+        cur.execute(count)
+        assert cur.fetchone() == (2,)
+        cur.execute("INSERT INTO shop.items (id, name) VALUES (31, 'kept')")
+        cur.execute("SELECT name FROM shop.items WHERE id = ?", parameters=(31,))
+        assert cur.fetchall() == [("kept",)]  # a prepared query in the transaction
+        conn.commit()
+        watcher.execute("SELECT name FROM shop.items WHERE id >= 30")
+        assert watcher.fetchall() == [("kept",)]
+        # A failed statement inside a transaction leaves it usable.
+        with pytest.raises(adbc_driver_manager.Error, match="1062"):
+            cur.execute("INSERT INTO shop.items (id, name) VALUES (31, 'again')")
+        cur.execute("INSERT INTO shop.items (id, name) VALUES (32, 'after the error')")
+        conn.commit()
+        assert db.sql("SELECT count(*) FROM shop.items WHERE id >= 30").fetchone() == (2,)
+    # A transaction left open by a client that goes away is rolled back.
+    conn = flight_sql.connect(
+        server.flight_uri, db_kwargs={"username": "app", "password": PASSWORD}, autocommit=False
+    )
+    conn.cursor().execute("INSERT INTO shop.items (id, name) VALUES (33, 'abandoned')")
+    conn.close()
+    wait_for(
+        lambda: all(row[1] != "app" for row in db.sql("SHOW PROCESSLIST").fetchall()),
+        what="the abandoned transaction's session to end",
+    )
+    assert db.sql("SELECT count(*) FROM shop.items WHERE id = 33").fetchone() == (0,)
+
+
+def test_transaction_ids_are_checked(served) -> None:
+    """Raw Flight calls: a made-up or ended transaction id is an error (pyarrow
+    raises its Arrow errors for some gRPC codes, Flight errors for others)."""
+    _, server = served
+    client = fl.FlightClient(server.flight_uri)
+    token = client.authenticate_basic_token("app", PASSWORD)
+    options = fl.FlightCallOptions(headers=[token])
+
+    def action(kind: str, body: bytes) -> bytes:
+        results = list(client.do_action(fl.Action(kind, body), options))
+        return results[0].body.to_pybytes() if results else b""
+
+    begin = flight_sql_any("ActionBeginTransactionRequest", b"")
+    # ActionBeginTransactionResult { transaction_id = 1 }, in an Any.
+    result = protobuf_fields(protobuf_fields(action("BeginTransaction", begin))[2])
+    transaction_id = result[1]
+    assert len(transaction_id) == 48
+    with pytest.raises(pa.ArrowException, match="1210.*already open"):
+        action("BeginTransaction", begin)
+
+    def end(tid: bytes, how: int) -> None:
+        body = protobuf_field(1, tid) + bytes([0x10, how])
+        action("EndTransaction", flight_sql_any("ActionEndTransactionRequest", body))
+
+    with pytest.raises(pa.ArrowException, match="1210.*unknown or has ended"):
+        end(b"0" * 64, 1)
+    with pytest.raises(pa.ArrowException, match="1210.*COMMIT or ROLLBACK"):
+        end(transaction_id, 0)
+    end(transaction_id, 2)
+    with pytest.raises(pa.ArrowException, match="1210.*unknown or has ended"):
+        end(transaction_id, 1)
+    # A statement naming an unknown transaction is refused, and the server serves on.
+    command = flight_sql_any(
+        "CommandStatementQuery", protobuf_field(1, b"SELECT 1") + protobuf_field(2, b"nope")
+    )
+    with pytest.raises(pa.ArrowException, match="1210"):
+        client.get_flight_info(fl.FlightDescriptor.for_command(command), options)
+    # Without a login (credentials on each call) there is no session to hold one.
+    basic = base64.b64encode(f"app:{PASSWORD}".encode())
+    per_call = fl.FlightCallOptions(headers=[(b"authorization", b"Basic " + basic)])
+    with pytest.raises(pa.ArrowException, match="1210.*logged-in session"):
+        list(client.do_action(fl.Action("BeginTransaction", begin), per_call))
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+
+
+def test_prepared_statements_report_their_parameter_types(served) -> None:
+    _, server = served
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.adbc_prepare("SELECT name FROM shop.items WHERE id = ? AND name <> ?")
+        schema = cur.adbc_prepare("SELECT name FROM shop.items WHERE id = ? AND name <> ?")
+        assert [f.name for f in schema] == ["$1", "$2"]
+        assert pa.types.is_integer(schema.field(0).type)
+        assert pa.types.is_string(schema.field(1).type) or pa.types.is_string_view(schema.field(1).type)
+        # A marker nothing types is null ("any").
+        assert cur.adbc_prepare("SELECT ?").field(0).type == pa.null()
 
 
 def test_get_objects_lists_catalog_databases_tables_and_columns(served) -> None:

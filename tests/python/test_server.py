@@ -265,6 +265,91 @@ def test_mysql_connector_text_and_prepared(served) -> None:
         conn.close()
 
 
+def test_last_insert_id_follows_auto_increment(served) -> None:
+    db, server = served
+    db.sql("CREATE TABLE shop.orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, what TEXT)")
+    first = connect_pymysql(server, database="shop", autocommit=True)
+    second = connect_pymysql(server)
+    with first, second, first.cursor() as cur, second.cursor() as other:
+        cur.execute("SELECT LAST_INSERT_ID(), @@last_insert_id")
+        assert cur.fetchone() == (0, 0)
+        cur.execute("INSERT INTO orders (what) VALUES ('a')")
+        assert cur.lastrowid == 1 and first.insert_id() == 1
+        # A multi-row INSERT reports the first value it assigned.
+        cur.execute("INSERT INTO orders (what) VALUES ('b'), ('c'), ('d')")
+        assert cur.lastrowid == 2
+        cur.execute("SELECT LAST_INSERT_ID(), @@identity")
+        assert cur.fetchone() == (2, 2)
+        # Explicit values assign nothing: the last assigned value stays.
+        cur.execute("INSERT INTO orders (id, what) VALUES (100, 'e')")
+        assert cur.lastrowid == 0
+        cur.execute("SELECT LAST_INSERT_ID()")
+        assert cur.fetchone() == (2,)
+        cur.execute("INSERT INTO orders (id, what) VALUES (NULL, 'f')")
+        assert cur.lastrowid == 101
+        # Each session has its own; a failed INSERT changes nothing.
+        other.execute("SELECT LAST_INSERT_ID()")
+        assert other.fetchone() == (0,)
+        with pytest.raises(pymysql.err.IntegrityError):
+            cur.execute("INSERT INTO orders (id, what) VALUES (100, 'again')")
+        cur.execute("SELECT LAST_INSERT_ID()")
+        assert cur.fetchone() == (101,)
+    # The embedded API reads the same function.
+    db.sql("INSERT INTO shop.orders (what) VALUES ('g')")
+    assert db.sql("SELECT LAST_INSERT_ID()").fetchone() == (102,)
+
+
+def test_change_user_logs_in_again_on_the_same_connection(tmp_path: Path) -> None:
+    db = lw.connect(tmp_path / "users.db", threads=2)
+    db.sql("CREATE DATABASE shop")
+    db.sql("CREATE TABLE shop.t (id INT PRIMARY KEY)")
+    users = tmp_path / "users"
+    users.write_text("alice:alice pw\nbob:bob pw\n")
+    server = db.serve(mysql_port=0, users_file=users)
+    try:
+        conn = mysql.connector.connect(
+            host=server.host, port=server.mysql_port, user="alice", password="alice pw", use_pure=True
+        )
+        cur = conn.cursor()
+        cur.execute("SET @kept = 1")
+        cur.execute("BEGIN")
+        cur.execute("INSERT INTO shop.t VALUES (1)")
+        conn.cmd_change_user(username="bob", password="bob pw", database="shop")
+        cur = conn.cursor()
+        # bob's session starts afresh: no variables; alice's transaction is rolled back.
+        cur.execute("SELECT CURRENT_USER(), DATABASE(), @kept")
+        assert cur.fetchone() == ("bob@127.0.0.1", "shop", None)
+        assert db.sql("SELECT count(*) FROM shop.t").fetchone() == (0,)
+        processes = db.sql("SHOW PROCESSLIST").fetchall()
+        assert [row[1] for row in processes].count("bob") == 1
+        assert "alice" not in [row[1] for row in processes]
+        # A wrong password is refused with 1045, and ends the connection.
+        with pytest.raises(mysql.connector.errors.ProgrammingError) as refused:
+            conn.cmd_change_user(username="alice", password="wrong", database="")
+        assert refused.value.errno == 1045
+        assert "wrong" not in str(refused.value)
+        with pytest.raises(mysql.connector.errors.Error):
+            conn.cmd_query("SELECT 1")
+        # An unknown database: the login succeeds, the database is refused.
+        conn = mysql.connector.connect(
+            host=server.host, port=server.mysql_port, user="bob", password="bob pw", use_pure=True
+        )
+        with pytest.raises(mysql.connector.errors.Error) as unknown:
+            conn.cmd_change_user(username="alice", password="alice pw", database="nowhere")
+        assert unknown.value.errno == 1049
+        # The server serves on.
+        again = mysql.connector.connect(
+            host=server.host, port=server.mysql_port, user="alice", password="alice pw", use_pure=True
+        )
+        again_cur = again.cursor()
+        again_cur.execute("SELECT CURRENT_USER()")
+        assert again_cur.fetchone() == ("alice@127.0.0.1",)
+        again.close()
+    finally:
+        server.close()
+        db.close()
+
+
 def test_prepared_key_lookups_agree_with_the_cluster(served) -> None:
     """Point queries stay in the row store (cost below the threshold); the same
     statements offloaded (threshold 0) and under OFF return the same rows and

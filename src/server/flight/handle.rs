@@ -15,7 +15,7 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use datafusion::common::ScalarValue;
 
-const MAGIC: &[u8; 4] = b"LWH1";
+const MAGIC: &[u8; 4] = b"LWH2";
 
 /// A statement as a Flight SQL client holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,9 @@ pub(crate) struct Handle {
     pub sql: String,
     /// The database unqualified names resolve in.
     pub database: String,
+    /// The Flight SQL transaction the statement belongs to (empty: none):
+    /// it runs in that transaction's session, on the server that began it.
+    pub transaction: Vec<u8>,
     /// Bound parameters: an IPC stream, empty when none are bound.
     pub params: Vec<u8>,
     /// The rows of a statement that has run already (an IPC stream).
@@ -68,8 +71,17 @@ impl Handle {
             id: random_id(),
             sql,
             database,
+            transaction: Vec::new(),
             params: Vec::new(),
             rows: None,
+        }
+    }
+
+    /// The same handle, in `transaction` (empty: none).
+    pub fn in_transaction(self, transaction: &[u8]) -> Handle {
+        Handle {
+            transaction: transaction.to_vec(),
+            ..self
         }
     }
 
@@ -81,6 +93,7 @@ impl Handle {
         out.extend_from_slice(&self.id.to_le_bytes());
         put(&mut out, self.sql.as_bytes());
         put(&mut out, self.database.as_bytes());
+        put(&mut out, &self.transaction);
         put(&mut out, &self.params);
         match &self.rows {
             Some(rows) => {
@@ -103,6 +116,7 @@ impl Handle {
         input = rest;
         let sql = text(take(&mut input)?)?;
         let database = text(take(&mut input)?)?;
+        let transaction = take(&mut input)?.to_vec();
         let params = take(&mut input)?.to_vec();
         let rows = match input.split_first() {
             Some((0, rest)) => {
@@ -122,6 +136,7 @@ impl Handle {
             id,
             sql,
             database,
+            transaction,
             params,
             rows,
         })
@@ -197,7 +212,8 @@ mod tests {
             ],
         )
         .unwrap();
-        let mut handle = Handle::new("SELECT $1, $2".into(), "shop".into());
+        let mut handle =
+            Handle::new("SELECT $1, $2".into(), "shop".into()).in_transaction(b"txn-1");
         handle.params = to_ipc(&schema, &[batch]).unwrap();
         let decoded = Handle::decode(&handle.encode()).unwrap();
         assert_eq!(decoded, handle);

@@ -5,8 +5,11 @@
 //! MySQL session ends with its connection), it is idle for longer than the
 //! idle timeout, it is killed, or the server stops. A call with basic credentials and
 //! no token, or with none at all when a password-less account exists, runs
-//! in a session of its own that ends with the call. Passwords are compared
-//! by digest and never kept; tokens are random.
+//! in a session of its own that ends with the call. A Flight SQL transaction
+//! (BeginTransaction) is opened in a logged-in session, and its id is good
+//! only with that login's token; it ends with EndTransaction, or is rolled
+//! back when the session ends.
+//! Passwords are compared by digest and never kept; tokens are random.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +34,11 @@ struct Login {
     last_used: Instant,
     /// The connection the client logged in on.
     peer: Option<std::net::SocketAddr>,
+    /// Names the login in its transaction ids (the token is a secret).
+    public_id: String,
+    /// Flight SQL transactions begun so far, and the one open, if any.
+    transactions: u64,
+    transaction: Option<u64>,
 }
 
 /// The bearer tokens of one server.
@@ -39,12 +47,30 @@ pub(super) struct Logins {
     by_token: Mutex<HashMap<String, Login>>,
 }
 
+/// How a transaction ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Commit,
+    Rollback,
+}
+
+fn unknown_transaction() -> Status {
+    status_with_code(
+        tonic::Code::NotFound,
+        codes::WRONG_ARGUMENTS,
+        "the transaction is unknown or has ended (a transaction lives on the server \
+         that began it, until it is committed, rolled back or idle too long)",
+    )
+}
+
 /// The session a call runs in.
 pub(super) struct Caller {
     pub session: Arc<Session>,
     pub user: String,
     /// The session is the call's own: it ends when this is dropped.
     own: bool,
+    /// The login's token, for a call in a logged-in session.
+    token: Option<String>,
 }
 
 impl Drop for Caller {
@@ -165,13 +191,7 @@ impl Logins {
         let host = peer.map_or_else(|| "unknown".to_string(), |p| p.ip().to_string());
         let host = host.as_str();
         let account = Self::verify(shared, user, password, host)?;
-        if self.by_token.lock().len() >= shared.options.max_connections {
-            return Err(status_with_code(
-                tonic::Code::ResourceExhausted,
-                crate::error::MySqlCode::new(1040, "08004"),
-                "Too many connections",
-            ));
-        }
+        self.check_room(shared)?;
         let session = Self::open_session(shared, &account.name, host).await?;
         let token = new_token();
         shared.connections.lock().insert(session.id());
@@ -182,9 +202,98 @@ impl Logins {
                 user: account.name.clone(),
                 last_used: Instant::now(),
                 peer,
+                public_id: new_token()[..32].to_string(),
+                transactions: 0,
+                transaction: None,
             },
         );
         Ok(token)
+    }
+
+    fn check_room(&self, shared: &Shared) -> Result<(), Status> {
+        if self.by_token.lock().len() >= shared.options.max_connections {
+            return Err(status_with_code(
+                tonic::Code::ResourceExhausted,
+                crate::error::MySqlCode::new(1040, "08004"),
+                "Too many connections",
+            ));
+        }
+        Ok(())
+    }
+
+    /// BeginTransaction: open a transaction in the caller's logged-in
+    /// session; returns its id (the login's public id and the
+    /// transaction's number in it, no secret).
+    pub async fn begin(&self, caller: &Caller) -> Result<String, Status> {
+        let token = caller.token.as_deref().ok_or_else(|| {
+            status_with_code(
+                tonic::Code::FailedPrecondition,
+                codes::WRONG_ARGUMENTS,
+                "a Flight SQL transaction lives in a logged-in session: authenticate \
+                 with the handshake (user name and password) first",
+            )
+        })?;
+        let open = |login: &Login| login.transaction.is_some();
+        if self.by_token.lock().get(token).is_none_or(open) {
+            return Err(status_with_code(
+                tonic::Code::FailedPrecondition,
+                codes::WRONG_ARGUMENTS,
+                "a transaction is already open in this session: end it first",
+            ));
+        }
+        caller
+            .session
+            .sql("BEGIN", &[], &crate::cancel::Cancel::new())
+            .await
+            .map_err(|e| super::status_of(&e))?;
+        let mut logins = self.by_token.lock();
+        let login = logins.get_mut(token).ok_or_else(unknown_transaction)?;
+        login.transactions += 1;
+        login.transaction = Some(login.transactions);
+        Ok(format!("{}{:016x}", login.public_id, login.transactions))
+    }
+
+    /// Check that transaction `id` is one of the caller's session; calls
+    /// naming it run in that session. A prepared statement keeps the id of
+    /// the transaction it was prepared in, and ADBC runs it again after a
+    /// commit: an ended transaction of the same session is accepted, and
+    /// the call runs in the session as it is now.
+    pub fn check_transaction(&self, caller: &Caller, id: &[u8]) -> Result<u64, Status> {
+        let token = caller.token.as_deref().ok_or_else(unknown_transaction)?;
+        let logins = self.by_token.lock();
+        let login = logins.get(token).ok_or_else(unknown_transaction)?;
+        let number = std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| id.strip_prefix(login.public_id.as_str()))
+            .and_then(|n| u64::from_str_radix(n, 16).ok())
+            .filter(|&n| n >= 1 && n <= login.transactions)
+            .ok_or_else(unknown_transaction)?;
+        Ok(number)
+    }
+
+    /// EndTransaction: commit or roll back the caller's open transaction
+    /// `id`.
+    pub async fn end(&self, caller: &Caller, id: &[u8], outcome: Outcome) -> Result<(), Status> {
+        let number = self.check_transaction(caller, id)?;
+        let token = caller.token.as_deref().expect("checked above");
+        {
+            let mut logins = self.by_token.lock();
+            let login = logins.get_mut(token).ok_or_else(unknown_transaction)?;
+            if login.transaction != Some(number) {
+                return Err(unknown_transaction());
+            }
+            login.transaction = None;
+        }
+        let statement = match outcome {
+            Outcome::Commit => "COMMIT",
+            Outcome::Rollback => "ROLLBACK",
+        };
+        caller
+            .session
+            .sql(statement, &[], &crate::cancel::Cancel::new())
+            .await
+            .map(|_| ())
+            .map_err(|e| super::status_of(&e))
     }
 
     /// The session of a call: its token's, or one of its own.
@@ -213,6 +322,7 @@ impl Logins {
                 session: Arc::clone(&login.session),
                 user: login.user.clone(),
                 own: false,
+                token: Some(token),
             });
         }
         let account = match basic_credentials(metadata)? {
@@ -231,6 +341,7 @@ impl Logins {
             session,
             user: name,
             own: true,
+            token: None,
         })
     }
 
@@ -241,6 +352,7 @@ impl Logins {
             session,
             user: user.to_string(),
             own: true,
+            token: None,
         })
     }
 
@@ -258,6 +370,7 @@ impl Logins {
     }
 
     /// Removes the logins `ends` picks and ends their sessions, outside the lock.
+    /// An open transaction is rolled back as its session ends.
     fn end_where(&self, shared: &Shared, ends: impl Fn(&Login) -> bool) {
         let ended: Vec<Login> = {
             let mut logins = self.by_token.lock();

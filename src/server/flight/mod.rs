@@ -27,12 +27,13 @@ use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
+    ActionBeginTransactionRequest, ActionBeginTransactionResult,
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, SqlSupportedTransaction,
-    TicketStatementQuery,
+    ActionCreatePreparedStatementResult, ActionEndTransactionRequest, Any, CommandGetCatalogs,
+    CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    SqlSupportedTransaction, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
@@ -135,12 +136,13 @@ fn sql_info(server_version: &str) -> SqlInfoData {
     builder.append(SqlInfo::FlightSqlServerReadOnly, false);
     builder.append(SqlInfo::FlightSqlServerSql, true);
     builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-    // Transactions are the session's: BEGIN / COMMIT as statements, after
-    // a login (the Flight SQL transaction actions are not offered).
+    // BeginTransaction / EndTransaction (no savepoints); BEGIN and COMMIT
+    // as statements also work in a logged-in session.
     builder.append(
         SqlInfo::FlightSqlServerTransaction,
-        SqlSupportedTransaction::None as i32,
+        SqlSupportedTransaction::Transaction as i32,
     );
+    builder.append(SqlInfo::SqlTransactionsSupported, true);
     builder.append(SqlInfo::FlightSqlServerCancel, false);
     builder.append(SqlInfo::SqlIdentifierQuoteChar, "`");
     builder.append(SqlInfo::SqlDdlCatalog, false);
@@ -257,6 +259,32 @@ fn message_sized(batch: RecordBatch) -> Vec<RecordBatch> {
         .collect()
 }
 
+/// The parameters a prepared statement expects, in order (`$1`, `$2`, ...;
+/// `?` markers are numbered so): each of the type planning inferred, or Null
+/// where nothing says (ADBC's convention for "any"). `None` without
+/// parameters.
+fn parameter_schema(
+    markers: usize,
+    inferred: &HashMap<String, Option<arrow::datatypes::DataType>>,
+) -> Option<Schema> {
+    let mut numbers: Vec<usize> = inferred
+        .keys()
+        .filter_map(|name| name.strip_prefix('$')?.parse().ok())
+        .collect();
+    numbers.extend(1..=markers);
+    let count = numbers.into_iter().max()?;
+    let fields = (1..=count).map(|n| {
+        let name = format!("${n}");
+        let data_type = inferred
+            .get(&name)
+            .cloned()
+            .flatten()
+            .unwrap_or(arrow::datatypes::DataType::Null);
+        arrow::datatypes::Field::new(name, data_type, true)
+    });
+    Some(Schema::new(fields.collect::<Vec<_>>()))
+}
+
 fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
     let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
         .try_into()
@@ -271,6 +299,20 @@ impl Endpoint {
             .await
     }
 
+    /// The caller, after checking that the transaction the call names (if
+    /// any: empty is none) is one of the caller's session.
+    async fn caller_in<T>(
+        &self,
+        request: &Request<T>,
+        transaction: &[u8],
+    ) -> Result<Caller, Status> {
+        let caller = self.caller(request).await?;
+        if !transaction.is_empty() {
+            self.logins.check_transaction(&caller, transaction)?;
+        }
+        Ok(caller)
+    }
+
     /// The session a handle runs in: the caller's, or, for a handle of
     /// another database than the caller's current one, a session of its
     /// own in that database.
@@ -280,7 +322,11 @@ impl Endpoint {
         handle: &Handle,
         host: &str,
     ) -> Result<Caller, Status> {
-        if handle.database.is_empty() || caller.session.current_database() == handle.database {
+        if handle.database.is_empty()
+            || !handle.transaction.is_empty()
+            || caller.session.current_database() == handle.database
+        {
+            // A transaction's statements run in its session, wherever it is.
             return Ok(caller);
         }
         let detour = Logins::detour(&self.shared, &caller.user, host).await?;
@@ -469,9 +515,11 @@ impl FlightSqlService for Endpoint {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.caller(&request).await?;
+        let transaction = query.transaction_id.unwrap_or_default();
+        let caller = self.caller_in(&request, &transaction).await?;
         let host = peer_host(&request);
-        let handle = Handle::new(query.query, caller.session.current_database());
+        let handle = Handle::new(query.query, caller.session.current_database())
+            .in_transaction(&transaction);
         self.statement_info(caller, handle, request.into_inner(), &host)
             .await
     }
@@ -481,9 +529,9 @@ impl FlightSqlService for Endpoint {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.caller(&request).await?;
-        let host = peer_host(&request);
         let handle = Handle::decode(&query.prepared_statement_handle).map_err(handle_status)?;
+        let caller = self.caller_in(&request, &handle.transaction).await?;
+        let host = peer_host(&request);
         let handle = self.with_bound(&caller.user, handle);
         self.statement_info(caller, handle, request.into_inner(), &host)
             .await
@@ -501,7 +549,7 @@ impl FlightSqlService for Endpoint {
             let batches = futures::stream::iter(batches.into_iter().map(Ok));
             return Ok(Response::new(flight_stream(schema, batches, ())));
         }
-        let caller = self.caller(&request).await?;
+        let caller = self.caller_in(&request, &handle.transaction).await?;
         let host = peer_host(&request);
         let caller = self.session_for(caller, &handle, &host).await?;
         let params = Self::query_params(&handle)?;
@@ -678,7 +726,8 @@ impl FlightSqlService for Endpoint {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let caller = self.caller(&request).await?;
+        let transaction = command.transaction_id.unwrap_or_default();
+        let caller = self.caller_in(&request, &transaction).await?;
         Self::run_update(&caller.session, &command.query, Vec::new()).await
     }
 
@@ -720,9 +769,9 @@ impl FlightSqlService for Endpoint {
         query: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let caller = self.caller(&request).await?;
-        let host = peer_host(&request);
         let handle = Handle::decode(&query.prepared_statement_handle).map_err(handle_status)?;
+        let caller = self.caller_in(&request, &handle.transaction).await?;
+        let host = peer_host(&request);
         let handle = self.with_bound(&caller.user, handle);
         let batches = self.parameter_batches(request).await?;
         let rows = if batches.iter().any(|b| b.num_rows() > 0) {
@@ -739,18 +788,28 @@ impl FlightSqlService for Endpoint {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let caller = self.caller(&request).await?;
-        let (sql, _) = number_markers(&query.query);
-        let handle = Handle::new(sql, caller.session.current_database());
-        let dataset_schema = match caller.session.describe(&handle.sql).await {
-            Ok(Some(schema)) => schema_bytes(&schema)?,
-            Ok(None) => Default::default(),
-            Err(error) => return Err(status_of(&error)),
+        let transaction = query.transaction_id.unwrap_or_default();
+        let caller = self.caller_in(&request, &transaction).await?;
+        let (sql, markers) = number_markers(&query.query);
+        let handle =
+            Handle::new(sql, caller.session.current_database()).in_transaction(&transaction);
+        let (columns, parameters) = caller
+            .session
+            .describe_with_parameters(&handle.sql)
+            .await
+            .map_err(|e| status_of(&e))?;
+        let dataset_schema = match columns {
+            Some(schema) => schema_bytes(&schema)?,
+            None => Default::default(),
+        };
+        let parameter_schema = match parameter_schema(markers, &parameters) {
+            Some(schema) => schema_bytes(&schema)?,
+            None => Default::default(),
         };
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.encode().into(),
             dataset_schema,
-            parameter_schema: Default::default(),
+            parameter_schema,
         })
     }
 
@@ -765,6 +824,44 @@ impl FlightSqlService for Endpoint {
             self.bound.lock().remove(&(caller.user.clone(), handle.id));
         }
         Ok(())
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        let caller = self.caller(&request).await?;
+        let id = self.logins.begin(&caller).await?;
+        Ok(ActionBeginTransactionResult {
+            transaction_id: id.into_bytes().into(),
+        })
+    }
+
+    async fn do_action_end_transaction(
+        &self,
+        query: ActionEndTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        use arrow_flight::sql::EndTransaction;
+        let outcome = match EndTransaction::try_from(query.action) {
+            Ok(EndTransaction::Commit) => logins::Outcome::Commit,
+            Ok(EndTransaction::Rollback) => logins::Outcome::Rollback,
+            _ => {
+                return Err(status_with_code(
+                    tonic::Code::InvalidArgument,
+                    crate::error::codes::WRONG_ARGUMENTS,
+                    &format!(
+                        "EndTransaction needs COMMIT or ROLLBACK (action {})",
+                        query.action
+                    ),
+                ));
+            }
+        };
+        let caller = self.caller(&request).await?;
+        self.logins
+            .end(&caller, &query.transaction_id, outcome)
+            .await
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -24,6 +24,7 @@ use crate::cancel::Cancel;
 use crate::error::{Error, MySqlCode, codes};
 use crate::instance::{QueryResult, Session, conform, datafusion_error, split_statements};
 use crate::server::Shared;
+use crate::server::users::Account;
 
 /// How long a client has to log in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +53,7 @@ mod command {
     pub const STATISTICS: u8 = 0x09;
     pub const PROCESS_KILL: u8 = 0x0C;
     pub const PING: u8 = 0x0E;
+    pub const CHANGE_USER: u8 = 0x11;
     pub const STMT_PREPARE: u8 = 0x16;
     pub const STMT_EXECUTE: u8 = 0x17;
     pub const STMT_SEND_LONG_DATA: u8 = 0x18;
@@ -123,6 +125,8 @@ pub(super) struct Connection {
     max_packet: usize,
     /// CLIENT_MULTI_STATEMENTS, or COM_SET_OPTION's choice.
     multi_statements: bool,
+    /// The greeting's challenge, which COM_CHANGE_USER answers too.
+    scramble: [u8; 20],
 }
 
 /// An ERR packet.
@@ -160,6 +164,7 @@ impl Connection {
             next_statement: 1,
             max_packet,
             multi_statements: false,
+            scramble: [0; 20],
         }
     }
 
@@ -223,14 +228,26 @@ impl Connection {
     }
 
     fn write_ok(&mut self, affected: u64, more: bool, info: &str) {
-        let payload = self.ok_payload(0x00, affected, more, info);
+        self.write_ok_with_id(affected, 0, more, info);
+    }
+
+    /// An OK that reports the AUTO_INCREMENT value an INSERT assigned.
+    fn write_ok_with_id(&mut self, affected: u64, insert_id: u64, more: bool, info: &str) {
+        let payload = self.ok_payload(0x00, affected, insert_id, more, info);
         self.packets.write(&payload);
     }
 
-    fn ok_payload(&self, header: u8, affected: u64, more: bool, info: &str) -> Vec<u8> {
+    fn ok_payload(
+        &self,
+        header: u8,
+        affected: u64,
+        insert_id: u64,
+        more: bool,
+        info: &str,
+    ) -> Vec<u8> {
         let mut out = vec![header];
         put_lenenc_int(&mut out, affected);
-        put_lenenc_int(&mut out, 0);
+        put_lenenc_int(&mut out, insert_id);
         put_u16(&mut out, self.status_flags(more));
         put_u16(&mut out, 0);
         out.extend_from_slice(info.as_bytes());
@@ -248,7 +265,7 @@ impl Connection {
     /// The packet that ends a result set's rows.
     fn write_end_of_rows(&mut self, more: bool) {
         if self.deprecate_eof() {
-            let payload = self.ok_payload(0xFE, 0, more, "");
+            let payload = self.ok_payload(0xFE, 0, 0, more, "");
             self.packets.write(&payload);
         } else {
             self.write_eof(more);
@@ -325,9 +342,20 @@ impl Connection {
         };
         self.client_caps = response.capabilities & server_caps;
         self.multi_statements = self.client_caps & caps::MULTI_STATEMENTS != 0;
+        self.scramble = scramble;
+        let Some(account) = self.authenticate(&response).await? else {
+            return Ok(false);
+        };
+        self.enter(account, response.database.as_deref()).await
+    }
+
+    /// Check a login's credentials against the users, asking the client to
+    /// answer in another plugin when it must. `None`: refused, with 1045
+    /// sent (an unknown user is told the same as a wrong password).
+    async fn authenticate(&mut self, response: &Response) -> Result<Option<Account>, Problem> {
+        let scramble = self.scramble;
         let host = self.peer.ip().to_string();
         let account = self.shared.users.get(&response.user).cloned();
-        // An unknown user goes through the same steps as a wrong password.
         let needs_password = account.as_ref().is_none_or(|a| a.has_password());
         let client_plugin = response
             .plugin
@@ -367,16 +395,23 @@ impl Connection {
             );
             self.write_protocol_error(codes::ACCESS_DENIED, &message);
             self.flush().await?;
-            return Ok(false);
+            return Ok(None);
         };
         if plugin == CACHING_SHA2 && account.has_password() {
             // fast_auth_success: the digest matched (a password-less login
             // gets the OK alone, as MySQL sends it).
             self.packets.write(&[0x01, 0x03]);
         }
+        Ok(Some(account))
+    }
+
+    /// Make the session `account`'s, in `database` if one was asked for.
+    /// `Ok(false)`: refused (the client was told why).
+    async fn enter(&mut self, account: Account, database: Option<&str>) -> Result<bool, Problem> {
+        let host = self.peer.ip().to_string();
         self.check_only = account.check_only;
         self.session.set_user(&account.name, &host);
-        if let Some(database) = &response.database {
+        if let Some(database) = database {
             if self.check_only {
                 self.write_protocol_error(
                     protocol_codes::SPECIFIC_ACCESS_DENIED,
@@ -395,6 +430,32 @@ impl Connection {
         self.write_ok(0, false, "");
         self.flush().await?;
         Ok(true)
+    }
+
+    /// COM_CHANGE_USER: log in again as another user on this connection.
+    /// The session starts afresh (its transaction rolled back, its
+    /// variables and prepared statements gone), as COM_RESET_CONNECTION
+    /// leaves it. A refused login closes the connection, as MySQL does:
+    /// it is never left half the old user's and half the new one's.
+    async fn change_user(&mut self, body: &[u8]) -> Result<bool, Problem> {
+        let request = match Response::parse_change_user(body, self.client_caps) {
+            Ok(request) => request,
+            Err(error) => {
+                self.malformed(&error);
+                return Err(Problem::Protocol(error.to_string()));
+            }
+        };
+        let Some(account) = self.authenticate(&request).await? else {
+            return Ok(false);
+        };
+        self.statements.clear();
+        let session = Arc::clone(&self.session);
+        if let Err(error) = session.reset().await {
+            self.write_error(&error);
+            self.flush().await?;
+            return Ok(false);
+        }
+        self.enter(account, request.database.as_deref()).await
     }
 
     async fn packet_problem(&mut self, error: PacketError) -> Problem {
@@ -531,6 +592,7 @@ impl Connection {
                 ),
                 Err(error) => self.malformed(&error),
             },
+            command::CHANGE_USER => return self.change_user(body).await,
             command::RESET_CONNECTION => {
                 self.statements.clear();
                 let session = Arc::clone(&self.session);
@@ -636,7 +698,7 @@ impl Connection {
         if !result.returns_rows() {
             let affected = result.rows_affected().unwrap_or(0);
             let info = result.status_message().unwrap_or("").to_string();
-            self.write_ok(affected, more, &info);
+            self.write_ok_with_id(affected, result.insert_id().unwrap_or(0), more, &info);
             return Ok(Sent::Done);
         }
         let started = match self.watched(cancel, result.stream(cancel)).await {

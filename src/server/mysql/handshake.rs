@@ -158,6 +158,43 @@ impl Response {
     }
 }
 
+impl Response {
+    /// COM_CHANGE_USER's body (after the command byte): a new login on an
+    /// open connection, in the capabilities agreed at the handshake.
+    pub fn parse_change_user(body: &[u8], capabilities: u32) -> Result<Response, WireError> {
+        let mut d = Decoder::new(body);
+        let user = utf8(d.nul_bytes("user name")?, "the user name")?;
+        let auth = if capabilities & caps::SECURE_CONNECTION != 0 {
+            let len = d.u8("auth response length")?;
+            d.bytes(usize::from(len), "auth response")?.to_vec()
+        } else {
+            d.nul_bytes("auth response")?.to_vec()
+        };
+        let name = utf8(d.nul_or_rest(), "the database name")?;
+        let database = (!name.is_empty()).then_some(name);
+        let collation = if d.remaining() >= 2 {
+            d.u16("character set")? as u8
+        } else {
+            0
+        };
+        let plugin = if capabilities & caps::PLUGIN_AUTH != 0 && !d.is_empty() {
+            let name = utf8(d.nul_or_rest(), "the auth plugin name")?;
+            (!name.is_empty()).then_some(name)
+        } else {
+            None
+        };
+        Ok(Response {
+            capabilities,
+            max_packet: 0,
+            collation,
+            user,
+            auth,
+            database,
+            plugin,
+        })
+    }
+}
+
 /// `AuthSwitchRequest`: ask the client to answer with another plugin.
 pub fn auth_switch(plugin: &str, scramble: &[u8; 20]) -> Vec<u8> {
     let mut out = vec![0xFE];
@@ -195,6 +232,31 @@ pub(crate) mod tests {
         }
         put_nul_str(&mut out, plugin);
         out
+    }
+
+    #[test]
+    fn change_user_requests_parse() {
+        let mut body = Vec::new();
+        put_nul_str(&mut body, "bob");
+        body.push(20);
+        body.extend_from_slice(&[7; 20]);
+        put_nul_str(&mut body, "sales");
+        body.extend_from_slice(&[45, 0]);
+        put_nul_str(&mut body, NATIVE_PASSWORD);
+        let request = Response::parse_change_user(&body, SERVER_CAPABILITIES).unwrap();
+        assert_eq!(request.user, "bob");
+        assert_eq!(request.auth, vec![7; 20]);
+        assert_eq!(request.database.as_deref(), Some("sales"));
+        assert_eq!(request.collation, 45);
+        assert_eq!(request.plugin.as_deref(), Some(NATIVE_PASSWORD));
+        // Without a database, character set or plugin (old clients).
+        let bare = [b"eve\0".as_slice(), &[0], b"\0"].concat();
+        let request = Response::parse_change_user(&bare, SERVER_CAPABILITIES).unwrap();
+        assert_eq!((request.user.as_str(), request.auth.len()), ("eve", 0));
+        assert_eq!((request.database, request.plugin), (None, None));
+        // An auth response longer than the packet is malformed.
+        let short = [b"eve\0".as_slice(), &[30, 1, 2]].concat();
+        assert!(Response::parse_change_user(&short, SERVER_CAPABILITIES).is_err());
     }
 
     #[test]
