@@ -195,6 +195,11 @@ impl Session {
         batches: Vec<RecordBatch>,
         mode: InsertMode,
     ) -> Result<u64> {
+        if let Some((server, _)) = self.upstream() {
+            return self
+                .insert_upstream(server, name, schema, batches, mode)
+                .await;
+        }
         let text = format!("insert into {name}");
         let table = self.target(name, &text, "INSERT")?;
         let columns: Vec<usize> = schema

@@ -290,6 +290,97 @@ fn is_own_setting(item: &super::set::SetItem) -> bool {
     }
 }
 
+/// Rows per INSERT that `insert()` sends to the server (fewer for wide
+/// tables: a statement holds at most 65,535 parameters).
+const ROWS_PER_INSERT: usize = 1_000;
+
+impl Session {
+    /// `insert()` in front of a server: the rows go to the server as INSERTs
+    /// with parameters, of up to [`ROWS_PER_INSERT`] rows each, inside one
+    /// transaction (the session's own if it has one open on the server), so
+    /// a failure leaves nothing half-written. Columns match by name.
+    pub(super) async fn insert_upstream(
+        &self,
+        server: &ServerConnection,
+        name: &TableName,
+        schema: arrow::datatypes::SchemaRef,
+        batches: Vec<RecordBatch>,
+        mode: crate::rowstore::InsertMode,
+    ) -> Result<u64> {
+        use crate::rowstore::InsertMode;
+        let verb = match mode {
+            InsertMode::Insert => "INSERT",
+            InsertMode::Replace => "REPLACE",
+            InsertMode::Ignore => "INSERT IGNORE",
+        };
+        let quote = |name: &str| format!("`{}`", name.replace('`', "``"));
+        let width = schema.fields().len();
+        if width == 0 {
+            return Err(SqlError::NotSupported {
+                statement: format!("insert into {name}"),
+                what: "an insert of no columns".into(),
+            }
+            .into());
+        }
+        let columns: Vec<String> = schema.fields().iter().map(|f| quote(f.name())).collect();
+        let head = format!(
+            "{verb} INTO {}.{} ({}) VALUES ",
+            quote(&name.database),
+            quote(&name.table),
+            columns.join(", ")
+        );
+        let row_marks = format!("({})", vec!["?"; width].join(", "));
+        let per_insert = ROWS_PER_INSERT.min(65_535 / width).max(1);
+        let cancel = Cancel::new();
+        let open = match server
+            .run("SELECT @@in_transaction", Vec::new(), &cancel)
+            .await?
+        {
+            ServerOutcome::Rows { batches, .. } => batches.first().is_some_and(|b| {
+                b.num_rows() > 0
+                    && arrow::util::display::array_value_to_string(b.column(0), 0)
+                        .is_ok_and(|v| v != "0")
+            }),
+            ServerOutcome::Done { .. } => false,
+        };
+        if !open {
+            server.run("START TRANSACTION", Vec::new(), &cancel).await?;
+        }
+        let mut written = 0u64;
+        let mut sent = async {
+            for batch in &batches {
+                for start in (0..batch.num_rows()).step_by(per_insert) {
+                    let rows = per_insert.min(batch.num_rows() - start);
+                    let mut values = Vec::with_capacity(rows * width);
+                    for row in start..start + rows {
+                        for column in batch.columns() {
+                            let value = ScalarValue::try_from_array(column, row)
+                                .map_err(|e| super::datafusion_error(&head, e))?;
+                            values.push(server_value(&value));
+                        }
+                    }
+                    let text = format!("{head}{}", vec![row_marks.as_str(); rows].join(", "));
+                    if let ServerOutcome::Done { affected, .. } =
+                        server.run(&text, values, &cancel).await?
+                    {
+                        written += affected;
+                    }
+                }
+            }
+            Ok::<(), crate::error::Error>(())
+        }
+        .await;
+        if !open {
+            let end = if sent.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let ended = server.run(end, Vec::new(), &cancel).await;
+            if sent.is_ok() {
+                sent = ended.map(|_| ());
+            }
+        }
+        sent.map(|()| written)
+    }
+}
+
 /// A parameter of a prepared statement as the server takes it.
 fn server_value(value: &ScalarValue) -> Value {
     if value.is_null() {

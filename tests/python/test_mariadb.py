@@ -507,6 +507,47 @@ def test_lakewave_serve_in_front_of_the_server_through_its_clients(tmp_path: Pat
     maria.execute("DROP TABLE shop.sales")
 
 
+def test_insert_flight_sql_and_insert_ids_in_front_of_the_server(shop, maria):
+    import adbc_driver_flightsql.dbapi as flight_sql
+    import pyarrow as pa
+
+    maria.execute("CREATE TABLE shop.notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(20) NOT NULL)")
+    # insert() sends the rows to the server, in one transaction.
+    rows = pa.table({"body": [f"n{i}" for i in range(2_500)]})
+    assert shop.insert("notes", rows) == 2_500
+    assert server_rows(maria, "SELECT count(*), max(id) FROM notes") == [(2_500, 2_500)]
+    with pytest.raises(lw.IntegrityError, match="cannot be null") as refused:
+        shop.insert("notes", pa.table({"body": ["ok", None]}))
+    assert refused.value.errno == 1048
+    assert server_rows(maria, "SELECT count(*) FROM notes") == [(2_500,)]
+    # The server's AUTO_INCREMENT values reach the session.
+    # (InnoDB does not reuse the values the rolled-back INSERT took.)
+    shop.sql("INSERT INTO notes (body) VALUES ('a'), ('b')")
+    ((first_id,),) = server_rows(maria, "SELECT id FROM notes WHERE body = 'a'")
+    assert first_id > 2_500
+    assert shop.sql("SELECT LAST_INSERT_ID()").fetchone() == (first_id,)
+    shop.sql("ALTER TABLE notes SECONDARY_LOAD")
+    served = shop.serve(mysql_port=0, flight_port=0, user="app", password="pw")
+    try:
+        with (
+            flight_sql.connect(
+                served.flight_uri, db_kwargs={"username": "app", "password": "pw"}, autocommit=True
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("INSERT INTO notes (body) VALUES ('over flight')")
+            assert cur.rowcount == 1
+            query = "SELECT count(*), max(body) FROM notes WHERE body LIKE 'o%'"
+            cur.execute(f"EXPLAIN {query}")
+            assert dict(cur.fetchall())["engine"].startswith("cluster")
+            cur.execute(query)  # offloaded, after the read-your-writes barrier
+            assert cur.fetch_arrow_table().to_pylist() == [{"count(*)": 1, "max(notes.body)": "over flight"}]
+            cur.execute("SELECT body FROM notes WHERE id = ?", parameters=(first_id + 1,))
+            assert cur.fetchall() == [("b",)]
+    finally:
+        served.close()
+
+
 def test_rename_unloads_and_a_purged_binlog_reloads_every_table(shop, maria):
     maria.execute(
         "CREATE TABLE shop.old_name (id INT PRIMARY KEY)",
