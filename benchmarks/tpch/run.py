@@ -2,7 +2,11 @@
 
 Each engine runs in its own process (so its peak memory is its own): it loads
 the Parquet files into memory, runs the 22 queries `--runs` times, and reports
-load time, per-query medians, peak RSS and its answers. The answers are checked
+load time, per-query medians, peak RSS and its answers. Each engine is loaded
+and queried as its users do it (lakewave `load()`, DuckDB `CREATE TABLE AS
+read_parquet`, datafusion-python's own `read_parquet(...).cache()`, Polars
+`read_parquet`), and what is timed returns the result as Arrow (Polars: its
+Arrow-backed frame); the answers are turned into rows afterwards and checked
 against DuckDB's. Results go to benchmarks/results/tpch-sf{N}.json and .md, with
 a chart. Figures, not assertions.
 
@@ -71,7 +75,11 @@ def same_rows(a: list, b: list, rel_tol: float = 1e-6, abs_tol: float = 1e-6) ->
     return True
 
 
-# --- engines: each returns (load, run) where run(sql) -> list of row tuples ---
+# --- engines ------------------------------------------------------------------
+# Each returns (load, run, rows_of, resident): `run(sql)` is what is timed and
+# returns the result as that engine's users get it (Arrow, or Polars' Arrow-
+# backed frame); `rows_of(result)` turns it into row tuples for the answer
+# check, outside the timing.
 
 
 def lakewave_engine(data: Path, threads: int):
@@ -88,7 +96,7 @@ def lakewave_engine(data: Path, threads: int):
     def resident() -> int:
         return sum(t["bytes"] for t in db.tables())
 
-    return load, lambda sql: db.sql(sql).fetchall(), resident
+    return load, lambda sql: db.sql(sql).arrow(), arrow_rows, resident
 
 
 def duckdb_engine(data: Path, threads: int):
@@ -101,24 +109,21 @@ def duckdb_engine(data: Path, threads: int):
         for t in TABLES:
             con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet('{data / (t + '.parquet')}')")
 
-    return load, lambda sql: con.execute(sql).fetchall(), None
+    return load, lambda sql: con.execute(sql).to_arrow_table(), arrow_rows, None
 
 
 def datafusion_engine(data: Path, threads: int):
     import datafusion
-    import pyarrow.parquet as pq
 
     config = datafusion.SessionConfig().with_target_partitions(threads)
     ctx = datafusion.SessionContext(config)
 
     def load():
+        # As its users keep data in memory: its own Parquet reader, cached.
         for t in TABLES:
-            table = pq.read_table(data / f"{t}.parquet")
-            batches = table.to_batches(max_chunksize=8192)
-            parts = [batches[i::threads] for i in range(threads)]
-            ctx.register_record_batches(t, [p for p in parts if p] or [batches])
+            ctx.register_view(t, ctx.read_parquet(str(data / f"{t}.parquet")).cache())
 
-    return load, lambda sql: [tuple(r.values()) for r in ctx.sql(sql).to_pylist()], None
+    return load, lambda sql: ctx.sql(sql).to_arrow_table(), arrow_rows, None
 
 
 def polars_engine(data: Path, threads: int):
@@ -130,7 +135,12 @@ def polars_engine(data: Path, threads: int):
         for t in TABLES:
             ctx.register(t, pl.read_parquet(data / f"{t}.parquet").lazy())
 
-    return load, lambda sql: ctx.execute(sql).collect().rows(), None
+    return load, lambda sql: ctx.execute(sql).collect(), lambda frame: frame.rows(), None
+
+
+def arrow_rows(table) -> list[tuple]:
+    columns = [column.to_pylist() for column in table.columns]
+    return list(zip(*columns, strict=True)) if columns else []
 
 
 def run_engine(name: str, data: Path, runs: int, threads: int, out_path: Path) -> dict:
@@ -140,7 +150,7 @@ def run_engine(name: str, data: Path, runs: int, threads: int, out_path: Path) -
         "datafusion": datafusion_engine,
         "polars": polars_engine,
     }[name]
-    load, run, resident = make(data, threads)
+    load, run, rows_of, resident = make(data, threads)
     started = time.perf_counter()
     load()
     out: dict = {"engine": name, "load_s": time.perf_counter() - started, "queries": {}}
@@ -152,8 +162,9 @@ def run_engine(name: str, data: Path, runs: int, threads: int, out_path: Path) -
         try:
             for _ in range(runs):
                 t0 = time.perf_counter()
-                rows = run(sql)
+                result = run(sql)
                 times.append(time.perf_counter() - t0)
+            rows = rows_of(result)
             out["queries"][number] = {
                 "median_s": statistics.median(times),
                 "rows": [list(map(repr_value, r)) for r in rows],
