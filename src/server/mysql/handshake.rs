@@ -111,6 +111,15 @@ pub fn is_ssl_request(payload: &[u8]) -> bool {
         && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & caps::SSL != 0
 }
 
+/// The auth plugin a login names, when the client speaks PLUGIN_AUTH.
+fn plugin_name(d: &mut Decoder<'_>, capabilities: u32) -> Result<Option<String>, WireError> {
+    if capabilities & caps::PLUGIN_AUTH == 0 || d.is_empty() {
+        return Ok(None);
+    }
+    let name = utf8(d.nul_or_rest(), "the auth plugin name")?;
+    Ok((!name.is_empty()).then_some(name))
+}
+
 impl Response {
     pub fn parse(payload: &[u8]) -> Result<Response, WireError> {
         let mut d = Decoder::new(payload);
@@ -138,12 +147,7 @@ impl Response {
         } else {
             None
         };
-        let plugin = if capabilities & caps::PLUGIN_AUTH != 0 && !d.is_empty() {
-            let name = utf8(d.nul_or_rest(), "the auth plugin name")?;
-            (!name.is_empty()).then_some(name)
-        } else {
-            None
-        };
+        let plugin = plugin_name(&mut d, capabilities)?;
         // Connection attributes (program name, driver version) are read
         // past: nothing depends on them.
         Ok(Response {
@@ -177,12 +181,7 @@ impl Response {
         } else {
             0
         };
-        let plugin = if capabilities & caps::PLUGIN_AUTH != 0 && !d.is_empty() {
-            let name = utf8(d.nul_or_rest(), "the auth plugin name")?;
-            (!name.is_empty()).then_some(name)
-        } else {
-            None
-        };
+        let plugin = plugin_name(&mut d, capabilities)?;
         Ok(Response {
             capabilities,
             max_packet: 0,
