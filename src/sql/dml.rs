@@ -27,7 +27,7 @@ use super::{Session, SqlError, abbreviate, datafusion_error, internal_error};
 use crate::cancel::Cancel;
 use crate::catalog::{ROWID_COLUMN, RowTable, TableName};
 use crate::error::{Error, Result};
-use crate::rowstore::{InsertMode, Inserted, RowStoreError, StatementTxn, quote};
+use crate::rowstore::{InsertMode, RowStoreError, StatementTxn, quote};
 
 /// The position of `column` in `table`, or an error listing the valid ones.
 fn column_position(table: &RowTable, column: &str, text: &str) -> Result<usize> {
@@ -173,17 +173,19 @@ impl Session {
         }
         .await;
         let inserted = self.end_write(statement, text, work).await?;
-        Ok(self.after_insert(text, inserted))
+        let id = self.remember_insert_id(inserted.first_generated_id.map(|id| id as u64));
+        Ok(QueryResult::affected(text, inserted.rows).with_insert_id(id))
     }
 
-    /// Remember the AUTO_INCREMENT value an INSERT assigned (MySQL keeps the
-    /// previous one when a statement assigns none) and report it.
-    fn after_insert(&self, text: &str, inserted: Inserted) -> QueryResult {
-        let id = inserted.first_generated_id.map(|id| id as u64);
+    /// Remember the AUTO_INCREMENT value an INSERT assigned, for
+    /// `LAST_INSERT_ID()` (MySQL keeps the previous one when a statement
+    /// assigns none, reported as 0), and pass it on.
+    pub(super) fn remember_insert_id(&self, id: Option<u64>) -> Option<u64> {
+        let id = id.filter(|&id| id != 0);
         if let Some(id) = id {
             self.settings.lock().last_insert_id = id;
         }
-        QueryResult::affected(text, inserted.rows).with_insert_id(id)
+        id
     }
 
     /// Bulk insert from any Arrow source (columns matched by name), in one
@@ -215,10 +217,8 @@ impl Session {
             })
             .await;
         let inserted = self.end_write(statement, &text, work).await?;
-        Ok(self
-            .after_insert(&text, inserted)
-            .rows_affected()
-            .unwrap_or(0))
+        self.remember_insert_id(inserted.first_generated_id.map(|id| id as u64));
+        Ok(inserted.rows)
     }
 
     /// The table factor of UPDATE/DELETE as `lakewave_rowid.db.table AS alias`.

@@ -136,10 +136,7 @@ impl Session {
                 last_insert_id,
                 ..
             } => {
-                let assigned = last_insert_id.filter(|&id| id != 0);
-                if let Some(id) = assigned {
-                    self.settings.lock().last_insert_id = id;
-                }
+                let assigned = self.remember_insert_id(last_insert_id);
                 Ok(QueryResult::affected(text, affected).with_insert_id(assigned))
             }
         }
