@@ -82,6 +82,11 @@ pub struct SourceConfig {
     /// How long a query waits for the cluster to apply the server's binlog up
     /// to the position it read before it runs on the server instead.
     pub barrier_timeout: std::time::Duration,
+    /// How often a loaded table's cluster copy is written beside the
+    /// metadata file with the binlog position it is current at, so that a
+    /// restart resumes from there instead of reading the table again
+    /// (`None`: never; every restart reloads).
+    pub checkpoint_interval: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for SourceConfig {
@@ -91,7 +96,12 @@ impl std::fmt::Debug for SourceConfig {
 }
 
 /// Options a source URL takes after `?`.
-const SOURCE_OPTIONS: &[&str] = &["server_id", "ssl_mode", "barrier_timeout"];
+const SOURCE_OPTIONS: &[&str] = &[
+    "server_id",
+    "ssl_mode",
+    "barrier_timeout",
+    "checkpoint_interval",
+];
 
 impl SourceConfig {
     /// The server as messages name it: `user@host:port`, never the password.
@@ -143,6 +153,7 @@ impl SourceConfig {
             server_id: None,
             require_tls: false,
             barrier_timeout: std::time::Duration::from_secs(10),
+            checkpoint_interval: Some(std::time::Duration::from_secs(60)),
         };
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
@@ -165,6 +176,12 @@ impl SourceConfig {
                 }
                 "barrier_timeout" => {
                     config.barrier_timeout = parse_duration("barrier_timeout", &value)?
+                }
+                "checkpoint_interval" => {
+                    config.checkpoint_interval = match value.trim() {
+                        "0" | "off" | "OFF" => None,
+                        text => Some(parse_duration("checkpoint_interval", text)?),
+                    }
                 }
                 other => {
                     return Err(bad(&format!(
@@ -517,6 +534,17 @@ mod tests {
         assert!(!format!("{config:?}").contains("cret"));
         let defaults = SourceConfig::parse("mariadb://root@127.0.0.1/").unwrap();
         assert_eq!((defaults.port, defaults.database), (3306, None));
+        assert_eq!(
+            defaults.checkpoint_interval,
+            Some(std::time::Duration::from_secs(60))
+        );
+        let often = SourceConfig::parse("mysql://u@h/?checkpoint_interval=250ms").unwrap();
+        assert_eq!(
+            often.checkpoint_interval,
+            Some(std::time::Duration::from_millis(250))
+        );
+        let never = SourceConfig::parse("mysql://u@h/?checkpoint_interval=off").unwrap();
+        assert_eq!(never.checkpoint_interval, None);
     }
 
     #[test]
@@ -530,6 +558,10 @@ mod tests {
                 "unknown URL option 'colour'",
             ),
             ("mysql://u:hunter2@h/?server_id=0", "server_id"),
+            (
+                "mysql://u:hunter2@h/?checkpoint_interval=soon",
+                "checkpoint_interval",
+            ),
             ("mysql://u:hunter2@h:99999/", "not a URL"),
         ] {
             let error = EngineConfig::from_options([("source", url)]).unwrap_err();

@@ -13,10 +13,13 @@
 //!
 //! It builds cluster tables only through `load` and `cluster`, registers them
 //! in the catalog as cluster tables, and keeps which tables are loaded in the
-//! instance's own metadata file so that a restart loads them again. It parses
+//! instance's own metadata file, with a checkpoint of each beside it
+//! ([`checkpoint`]), so that a restart resumes from the binlog position of
+//! its checkpoints instead of reading every table again. It parses
 //! no SQL of users (the session routes statements) and knows nothing of
 //! Python.
 
+mod checkpoint;
 pub mod server;
 mod snapshot;
 mod tail;
@@ -25,7 +28,7 @@ pub mod types;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use mysql_async::Value;
@@ -95,6 +98,12 @@ pub enum SourceError {
     },
     #[error("lakewave's record of loaded source tables in {path}: {message}")]
     Metadata { path: String, message: String },
+    #[error("the checkpoint of table {table} in {path}: {message}")]
+    Checkpoint {
+        table: TableName,
+        path: String,
+        message: String,
+    },
     #[error("a value the source server returned for {statement} cannot be read: {message}")]
     ResultValue { statement: String, message: String },
     #[error("internal error in lakewave while {what}: {message}")]
@@ -108,6 +117,7 @@ impl SourceError {
             | SourceError::Io { .. }
             | SourceError::Binlog { .. }
             | SourceError::Metadata { .. }
+            | SourceError::Checkpoint { .. }
             | SourceError::Preflight { .. } => ErrorKind::Operational,
             SourceError::Server {
                 errno, sqlstate, ..
@@ -135,7 +145,7 @@ impl SourceError {
             }
             SourceError::Task { .. } => codes::INTERNAL_ERROR,
             SourceError::Binlog { .. } => BINLOG_READ_FAILED,
-            SourceError::Metadata { .. } => codes::GET_ERRNO,
+            SourceError::Metadata { .. } | SourceError::Checkpoint { .. } => codes::GET_ERRNO,
         }
     }
 }
@@ -265,6 +275,25 @@ pub enum SourceStatus {
     Stale { reason: String },
 }
 
+/// Where a table's cluster copy was last read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// A consistent snapshot read from the server.
+    Server,
+    /// The table's checkpoint file, followed by the binlog from its position.
+    Checkpoint,
+}
+
+impl Recovery {
+    /// As `rpd_tables.RECOVERY_SOURCE` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recovery::Server => "MySQL",
+            Recovery::Checkpoint => "Checkpoint",
+        }
+    }
+}
+
 /// What `rpd_tables` and routing see of a source table.
 #[derive(Debug, Clone)]
 pub struct SourceTable {
@@ -272,6 +301,10 @@ pub struct SourceTable {
     pub status: SourceStatus,
     /// The binlog position the cluster's copy is current at.
     pub scn: Option<Position>,
+    /// The binlog position of the table's last checkpoint (what a restart
+    /// resumes from), if one was written.
+    pub persisted: Option<Position>,
+    pub recovery: Recovery,
     pub load_started: SystemTime,
     pub load_finished: Option<SystemTime>,
     pub changes_applied: u64,
@@ -348,11 +381,17 @@ struct State {
 
 struct Tracked {
     table: SourceTable,
+    /// Which load built (or is building) the copy: a load publishes only
+    /// while it is the table's latest.
+    load: u64,
     /// Changes with positions after `from` apply to this table; earlier ones
     /// are in its snapshot.
     from: Option<Position>,
     /// Changes read while the snapshot was loading.
     buffer: HashMap<Vec<u8>, Change>,
+    /// `changes_applied` when the last checkpoint was taken (`None`: the
+    /// copy has none yet): a checkpoint is due when they differ.
+    checkpointed_changes: Option<u64>,
 }
 
 /// The counters `global_status` shows for the source.
@@ -376,6 +415,8 @@ pub struct Source {
     runtime: tokio::runtime::Handle,
     state: Mutex<State>,
     stats: Mutex<SourceStats>,
+    /// Ids of loads, so that a superseded load cannot publish.
+    next_load: AtomicU64,
     /// The position the cluster has applied the binlog to.
     applied: tokio::sync::watch::Sender<Option<Position>>,
     /// Queries waiting at the barrier: the reader applies at once for them.
@@ -413,6 +454,7 @@ impl Source {
             runtime,
             state: Mutex::default(),
             stats: Mutex::default(),
+            next_load: AtomicU64::new(1),
             applied: tokio::sync::watch::channel(None).0,
             waiting: AtomicUsize::new(0),
             wake: tokio::sync::Notify::new(),

@@ -7,7 +7,8 @@
 //! when it is in, so no change is lost or applied twice.
 //!
 //! Which tables are loaded is kept in the instance's metadata file, so that
-//! a restart loads them again.
+//! a restart brings them back (from their checkpoints, see [`super::checkpoint`],
+//! or from new snapshots).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,7 +18,9 @@ use mysql_async::{Conn, Row};
 
 use super::server::{self, query_rows, text_of};
 use super::types::{Kind, Origin, RowsBuilder, SourceColumn, parse_labels};
-use super::{Position, Source, SourceError, SourceStatus, SourceTable, TableDef, Tracked};
+use super::{
+    Position, Recovery, Source, SourceError, SourceStatus, SourceTable, TableDef, Tracked,
+};
 use crate::cancel::Cancel;
 use crate::catalog::{ClusterTable, Entry, Placement as CatalogPlacement, TableName};
 use crate::error::{Error, Result};
@@ -47,27 +50,8 @@ impl Source {
         let started = SystemTime::now();
         let mut conn = server::connect(&self.config, None).await?;
         let def = Arc::new(self.describe(&mut conn, name).await?);
-        self.ensure_tail(&mut conn).await?;
-        {
-            let mut state = self.state.lock();
-            let previous = state.tables.remove(name);
-            state.tables.insert(
-                name.clone(),
-                Tracked {
-                    table: SourceTable {
-                        def: Arc::clone(&def),
-                        status: SourceStatus::Loading,
-                        scn: None,
-                        load_started: started,
-                        load_finished: None,
-                        changes_applied: previous.as_ref().map_or(0, |p| p.table.changes_applied),
-                        batches_applied: previous.as_ref().map_or(0, |p| p.table.batches_applied),
-                    },
-                    from: None,
-                    buffer: Default::default(),
-                },
-            );
-        }
+        self.ensure_tail(&mut conn, None).await?;
+        let load = self.track_loading(&def, None, started);
         let loaded = self.read_snapshot(&mut conn, &def, cancel).await;
         let _ = conn.disconnect().await;
         let (built, at) = match loaded {
@@ -77,13 +61,63 @@ impl Source {
                 return Err(error);
             }
         };
-        self.switch_to_binlog(&def, built, at, started).await?;
+        self.switch_to_binlog(&def, built, at, load, Recovery::Server)
+            .await?;
         self.remember(name).await?;
         Ok(self.table(name).expect("just loaded"))
     }
 
+    /// Track `def` as loading from now on: the binlog reader keeps its
+    /// changes aside (those after `from`, when the copy's position is known
+    /// already) until the copy is in. The id returned names this load: a
+    /// later one supersedes it.
+    pub(super) fn track_loading(
+        &self,
+        def: &Arc<TableDef>,
+        from: Option<Position>,
+        started: SystemTime,
+    ) -> u64 {
+        let load = self
+            .next_load
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut state = self.state.lock();
+        let previous = state.tables.remove(&def.name);
+        state.tables.insert(
+            def.name.clone(),
+            Tracked {
+                table: SourceTable {
+                    def: Arc::clone(def),
+                    status: SourceStatus::Loading,
+                    scn: None,
+                    persisted: previous.as_ref().and_then(|p| p.table.persisted.clone()),
+                    recovery: Recovery::Server,
+                    load_started: started,
+                    load_finished: None,
+                    changes_applied: previous.as_ref().map_or(0, |p| p.table.changes_applied),
+                    batches_applied: previous.as_ref().map_or(0, |p| p.table.batches_applied),
+                },
+                load,
+                from,
+                buffer: Default::default(),
+                checkpointed_changes: None,
+            },
+        );
+        load
+    }
+
+    /// How a table of the server is built in the cluster: hash-placed by
+    /// its primary key.
+    pub(super) fn load_spec(&self, def: &TableDef) -> LoadSpec {
+        LoadSpec {
+            name: def.name.clone(),
+            schema: super::types::schema_of(&def.columns),
+            placement: Placement::Key(def.key_names()),
+            source_name: format!("the source table {} on {}", def.name, self.server()),
+        }
+    }
+
     /// Columns, key and loadability of a table, from the server.
-    async fn describe(&self, conn: &mut Conn, name: &TableName) -> Result<TableDef> {
+    pub(super) async fn describe(&self, conn: &mut Conn, name: &TableName) -> Result<TableDef> {
         let columns_query = format!(
             "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, CHARACTER_SET_NAME, COLUMN_KEY \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} \
@@ -267,12 +301,7 @@ impl Source {
             offset,
             gtid: None,
         };
-        let spec = LoadSpec {
-            name: def.name.clone(),
-            schema: super::types::schema_of(&def.columns),
-            placement: Placement::Key(def.key_names()),
-            source_name: format!("the source table {} on {}", def.name, self.server()),
-        };
+        let spec = self.load_spec(def);
         // The loader runs on a blocking thread; batches reach it through a
         // bounded channel, so reading the server and building chunks overlap.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
@@ -341,28 +370,40 @@ impl Source {
         }
     }
 
-    /// Publish the snapshot, apply what the binlog brought since its
-    /// position, and follow the binlog from there on.
-    async fn switch_to_binlog(
+    /// Publish a copy current at `at` (a snapshot, or a checkpoint), apply
+    /// what the binlog brought since that position, and follow the binlog
+    /// from there on.
+    pub(super) async fn switch_to_binlog(
         &self,
         def: &Arc<TableDef>,
         built: crate::store::ColumnarTable,
         at: Position,
-        started: SystemTime,
+        load: u64,
+        recovery: Recovery,
     ) -> Result<()> {
         let _apply = self.apply.lock().await;
         let name = &def.name;
         let buffered = {
             let mut state = self.state.lock();
             match state.tables.get_mut(name) {
-                Some(tracked) if tracked.table.status == SourceStatus::Loading => {
+                Some(tracked)
+                    if tracked.load == load && tracked.table.status == SourceStatus::Loading =>
+                {
                     std::mem::take(&mut tracked.buffer)
                 }
-                // Unloaded or dropped while it was read.
+                // A newer load took over (its buffer is its own), or the
+                // table was unloaded or dropped while it was read.
+                Some(tracked) if tracked.load != load => {
+                    return Err(SourceError::Unloadable {
+                        table: name.clone(),
+                        reason: "a newer load of it started while it was loading".into(),
+                    }
+                    .into());
+                }
                 _ => {
                     return Err(SourceError::Unloadable {
                         table: name.clone(),
-                        reason: "it was unloaded or dropped while it was loading".into(),
+                        reason: "it was unloaded, dropped or changed while it was loading".into(),
                     }
                     .into());
                 }
@@ -394,23 +435,37 @@ impl Source {
         }
         let mut state = self.state.lock();
         if let Some(tracked) = state.tables.get_mut(name) {
+            if recovery == Recovery::Checkpoint {
+                // The checkpoint is the copy as it was published; the changes
+                // applied on top of it make the next one due.
+                tracked.table.persisted = Some(at.clone());
+                tracked.checkpointed_changes = Some(tracked.table.changes_applied);
+            }
             tracked.from = Some(at);
             tracked.table.status = SourceStatus::Available;
+            tracked.table.recovery = recovery;
             tracked.table.scn = Some(applied);
-            tracked.table.load_started = started;
             tracked.table.load_finished = Some(SystemTime::now());
             tracked.table.changes_applied += count;
         }
         Ok(())
     }
 
-    /// Start the binlog reader at the server's current end, unless it runs.
-    async fn ensure_tail(self: &Arc<Self>, conn: &mut Conn) -> Result<()> {
+    /// Start the binlog reader (and the checkpoint writer) at `start`, or at
+    /// the server's current end, unless it runs.
+    pub(super) async fn ensure_tail(
+        self: &Arc<Self>,
+        conn: &mut Conn,
+        start: Option<Position>,
+    ) -> Result<()> {
         if self.state.lock().tail_running {
             return Ok(());
         }
         server::preflight(conn, &self.config).await?;
-        let start = server::binlog_end(conn, &self.config).await?;
+        let start = match start {
+            Some(start) => start,
+            None => server::binlog_end(conn, &self.config).await?,
+        };
         let mut state = self.state.lock();
         if state.tail_running {
             return Ok(());
@@ -420,6 +475,9 @@ impl Source {
         self.applied.send_replace(Some(start.clone()));
         let source = Arc::clone(self);
         self.runtime.spawn(async move { source.tail(start).await });
+        let source = Arc::clone(self);
+        self.runtime
+            .spawn(async move { source.checkpoints().await });
         Ok(())
     }
 
@@ -436,18 +494,7 @@ impl Source {
         });
     }
 
-    /// Load every table the metadata file says was loaded (at open).
-    pub async fn restore(self: &Arc<Self>) -> Result<Vec<(TableName, Result<()>)>> {
-        let names = self.remembered().await?;
-        let mut outcomes = Vec::new();
-        for name in names {
-            let outcome = self.load(&name, &Cancel::new()).await.map(|_| ());
-            outcomes.push((name, outcome));
-        }
-        Ok(outcomes)
-    }
-
-    async fn with_metadata<T: Send + 'static>(
+    pub(super) async fn with_metadata<T: Send + 'static>(
         &self,
         work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -464,7 +511,11 @@ impl Source {
             let conn = db.connect().map_err(|e| e.to_string())?;
             conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS _lw_source_tables \
-                 (database TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (database, name))",
+                 (database TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (database, name)); \
+                 CREATE TABLE IF NOT EXISTS _lw_source_checkpoints \
+                 (database TEXT NOT NULL, name TEXT NOT NULL, file TEXT NOT NULL, \
+                  binlog_file TEXT NOT NULL, binlog_offset INTEGER NOT NULL, gtid TEXT, \
+                  PRIMARY KEY (database, name))",
             )
             .map_err(|e| e.to_string())?;
             work(&conn).map_err(|e| e.to_string())
@@ -498,13 +549,13 @@ impl Source {
             conn.execute(
                 "DELETE FROM _lw_source_tables WHERE database = ?1 AND name = ?2",
                 (&name.database, &name.table),
-            )
-            .map(|_| ())
+            )?;
+            super::checkpoint::drop_checkpoint(conn, &name)
         })
         .await
     }
 
-    async fn remembered(&self) -> Result<Vec<TableName>> {
+    pub(super) async fn remembered(&self) -> Result<Vec<TableName>> {
         self.with_metadata(|conn| {
             let mut statement =
                 conn.prepare("SELECT database, name FROM _lw_source_tables ORDER BY 1, 2")?;

@@ -317,8 +317,15 @@ impl Source {
             return;
         };
         for name in names {
-            let tracked = self.state.lock().tables.contains_key(&name);
-            if !tracked {
+            // A copy current at or after the statement (a checkpoint written
+            // later, being resumed) already has its effect.
+            let follows = self
+                .state
+                .lock()
+                .tables
+                .get(&name)
+                .is_some_and(|tracked| tracked.from.as_ref().is_none_or(|from| at > from));
+            if !follows {
                 continue;
             }
             match action {

@@ -6,7 +6,8 @@
 //! - `rpd_table_id(id, name, schema_name, table_name)`
 //! - `rpd_tables(id, snapshot_scn, persisted_scn, pool_type, data_placement_type,
 //!   nrows, load_status, load_progress, size_bytes, stale_reason,
-//!   load_start_timestamp, load_end_timestamp)`
+//!   load_start_timestamp, load_end_timestamp, source_position, source_gtid,
+//!   recovery_source)`
 //! - `rpd_nodes(id, status, memory_usage, memory_total, baserel_memory_usage,
 //!   num_partitions)`
 //! - `processlist(id, user, host, db, command, time, state, info)`
@@ -58,6 +59,14 @@ pub struct TableRow {
     pub id: i64,
     pub name: TableName,
     pub snapshot_scn: i64,
+    /// The SCN the table's persisted copy is at (a source table's
+    /// checkpoint); the snapshot SCN where the copy is rebuilt from the DB
+    /// system itself.
+    pub persisted_scn: i64,
+    /// Where the copy was last recovered from: `MySQL` (the DB system),
+    /// `Checkpoint` (a source table's checkpoint); `NULL` for tables loaded
+    /// from files or Arrow data.
+    pub recovery_source: Option<&'static str>,
     pub pool_type: &'static str,
     pub placement: &'static str,
     pub rows: i64,
@@ -141,6 +150,8 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
             id: loaded.id,
             name: loaded.name.clone(),
             snapshot_scn: loaded.scn,
+            persisted_scn: loaded.scn,
+            recovery_source: Some("MySQL"),
             pool_type: "TRANSACTIONAL",
             placement: "PrimaryKey",
             rows: status.map(|s| s.rows as i64).unwrap_or(0),
@@ -175,6 +186,8 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
                 .unwrap_or(SOURCE_ID_BASE + index as i64),
             name: name.clone(),
             snapshot_scn: table.scn.as_ref().map_or(0, |p| p.as_scn()),
+            persisted_scn: table.persisted.as_ref().map_or(0, |p| p.as_scn()),
+            recovery_source: Some(table.recovery.as_str()),
             pool_type: "TRANSACTIONAL",
             placement: "PrimaryKey",
             rows: status.map(|s| s.rows as i64).unwrap_or(0),
@@ -202,13 +215,16 @@ pub fn table_rows(services: &Services) -> Vec<TableRow> {
             .as_ref()
             .map(Entry::id)
             .unwrap_or(DIRECT_ID_BASE + index as i64);
+        let snapshot_scn = loaded
+            .as_ref()
+            .and_then(|l| l.version)
+            .unwrap_or(status.version as i64);
         rows.push(TableRow {
             id,
             name: status.name.clone(),
-            snapshot_scn: loaded
-                .as_ref()
-                .and_then(|l| l.version)
-                .unwrap_or(status.version as i64),
+            snapshot_scn,
+            persisted_scn: snapshot_scn,
+            recovery_source: None,
             pool_type: "SNAPSHOT",
             placement: if keyed { "PrimaryKey" } else { "RoundRobin" },
             rows: status.rows as i64,
@@ -329,6 +345,7 @@ impl PerformanceSchema {
                         timestamp("load_end_timestamp"),
                         text("source_position"),
                         text("source_gtid"),
+                        text("recovery_source"),
                     ])),
                     vec![
                         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.id))),
@@ -336,7 +353,7 @@ impl PerformanceSchema {
                             rows.iter().map(|r| r.snapshot_scn),
                         )),
                         Arc::new(Int64Array::from_iter_values(
-                            rows.iter().map(|r| r.snapshot_scn),
+                            rows.iter().map(|r| r.persisted_scn),
                         )),
                         strings(rows.iter().map(|r| Some(r.pool_type))),
                         strings(rows.iter().map(|r| Some(r.placement))),
@@ -361,6 +378,7 @@ impl PerformanceSchema {
                         ),
                         strings(rows.iter().map(|r| r.source_position.as_deref())),
                         strings(rows.iter().map(|r| r.source_gtid.as_deref())),
+                        strings(rows.iter().map(|r| r.recovery_source)),
                     ],
                 ))
             }

@@ -157,7 +157,7 @@ impl ColumnarTable {
     }
 
     /// The visible rows of a chunk in logical types.
-    fn decode(&self, chunk: &Chunk) -> Result<RecordBatch, StoreError> {
+    pub fn decode(&self, chunk: &Chunk) -> Result<RecordBatch, StoreError> {
         let arrow_error = |source| StoreError::Arrow {
             table: self.name.clone(),
             source,

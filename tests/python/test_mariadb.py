@@ -354,38 +354,136 @@ def test_a_lost_binlog_connection_resumes_where_it_stopped(shop, maria):
     maria.execute("DROP TABLE shop.ticks")
 
 
-def test_killed_and_restarted_lakewave_loads_its_tables_again(tmp_path: Path, maria: MariaDB):
+def recovery(db: lw.Connection, table: str) -> tuple:
+    """rpd_tables' RECOVERY_SOURCE, PERSISTED_SCN and LOAD_STATUS of `table`."""
+    rows = db.sql(
+        "SELECT RECOVERY_SOURCE, PERSISTED_SCN, LOAD_STATUS FROM performance_schema.rpd_tables "
+        f"JOIN performance_schema.rpd_table_id USING (ID) WHERE TABLE_NAME = '{table}'"
+    ).fetchall()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def rows_scanned(maria: MariaDB) -> int:
+    """Rows the server has read by full scans since it started."""
+    return int(
+        dict(server_rows(maria, "SHOW GLOBAL STATUS LIKE 'Handler_read_rnd_next'"))["Handler_read_rnd_next"]
+    )
+
+
+def test_killed_and_restarted_lakewave_resumes_from_its_checkpoint(tmp_path: Path, maria: MariaDB):
+    rows = 20_000
     maria.execute(
         "CREATE TABLE shop.stock (id INT PRIMARY KEY, qty INT)",
-        "INSERT INTO shop.stock VALUES (1, 10), (2, 20)",
+        "INSERT INTO shop.stock SELECT seq, seq * 10 FROM shop.seq_1_to_20000",
     )
     path = tmp_path / "meta.db"
+    url = maria.url(database="shop") + "?checkpoint_interval=200ms"
     script = textwrap.dedent(
         f"""
         import sys, time, lakewave as lw
-        db = lw.connect({str(path)!r}, source={maria.url(database="shop")!r})
+        db = lw.connect({str(path)!r}, source={url!r})
         db.sql("ALTER TABLE stock SECONDARY_LOAD")
+        query = ("SELECT PERSISTED_SCN, SNAPSHOT_SCN FROM performance_schema.rpd_tables "
+                 "JOIN performance_schema.rpd_table_id USING (ID) WHERE TABLE_NAME = 'stock'")
+        deadline = time.monotonic() + 60
+        while db.sql(query).fetchall()[0][0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         print("ready", flush=True)
-        time.sleep(120)
+        for line in sys.stdin:
+            db.sql("SELECT COUNT(*) FROM stock").fetchall()  # the read-your-writes barrier
+            target = db.sql(query).fetchall()[0][1]
+            deadline = time.monotonic() + 60
+            while db.sql(query).fetchall()[0][0] < target and time.monotonic() < deadline:
+                time.sleep(0.05)
+            print("checkpointed", flush=True)
         """
     )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == "ready"
-        maria.execute("UPDATE shop.stock SET qty = qty + 1")
+        # A change in the checkpoint, then changes only in the binlog.
+        maria.execute("UPDATE shop.stock SET qty = qty + 1 WHERE id <= 2")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "checkpointed"
+        maria.execute("UPDATE shop.stock SET qty = qty + 1 WHERE id = 2")
     finally:
         child.kill()
         child.wait(timeout=30)
-    maria.execute("INSERT INTO shop.stock VALUES (3, 30)", "DELETE FROM shop.stock WHERE id = 1")
-    db = lw.connect(path, source=maria.url(database="shop"))
+    checkpoints = list((tmp_path / "meta.db.checkpoints").iterdir())
+    assert len(checkpoints) == 1 and checkpoints[0].suffix == ".parquet", checkpoints
+    maria.execute(
+        "INSERT INTO shop.stock VALUES (20001, 7)",
+        "DELETE FROM shop.stock WHERE id = 1",
+        "UPDATE shop.stock SET qty = -qty WHERE id = 3",
+    )
+    scanned = rows_scanned(maria)
+    db = lw.connect(path, source=url)
     try:
-        query = "SELECT id, qty FROM stock ORDER BY id"
+        # Resuming read the binlog, not the table (a snapshot reads every row).
+        assert rows_scanned(maria) - scanned < rows
+        assert recovery(db, "stock")[0] == "Checkpoint"
+        query = "SELECT id, qty FROM stock WHERE id <= 3 OR id > 19999 ORDER BY id"
         assert engine(db, query).startswith("cluster")
         offloaded, on_server = both(db, query)
-        assert offloaded == on_server == [(2, 21), (3, 30)]
+        assert offloaded == on_server == [(2, 22), (3, -30), (20000, 200000), (20001, 7)]
+        offloaded, on_server = both(db, "SELECT COUNT(*), SUM(qty) FROM stock")
+        assert offloaded == on_server
+        db.sql("ALTER TABLE stock SECONDARY_UNLOAD")
+        assert list((tmp_path / "meta.db.checkpoints").iterdir()) == []
     finally:
         db.close()
     maria.execute("DROP TABLE shop.stock")
+
+
+def test_a_restart_that_cannot_use_a_checkpoint_loads_from_the_server(tmp_path: Path, maria: MariaDB):
+    maria.execute(
+        "CREATE TABLE shop.bins (id INT PRIMARY KEY, label VARCHAR(20))",
+        "CREATE TABLE shop.racks (id INT PRIMARY KEY, size INT)",
+        "INSERT INTO shop.bins VALUES (1, 'a'), (2, 'b')",
+        "INSERT INTO shop.racks VALUES (1, 10), (2, 20)",
+    )
+    path = tmp_path / "meta.db"
+    url = maria.url(database="shop") + "?checkpoint_interval=100ms"
+    db = lw.connect(path, source=url)
+    db.sql("ALTER TABLE bins SECONDARY_LOAD")
+    db.sql("ALTER TABLE racks SECONDARY_LOAD")
+    deadline = time.monotonic() + 60
+    while (recovery(db, "bins")[1] == 0 or recovery(db, "racks")[1] == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert recovery(db, "bins")[1] > 0 and recovery(db, "racks")[1] > 0
+    db.close()
+    # While lakewave is down: one checkpoint is damaged, the other table changes shape.
+    (damaged,) = [f for f in (tmp_path / "meta.db.checkpoints").iterdir() if f.name.startswith("shop.bins.")]
+    damaged.write_bytes(b"not parquet")
+    maria.execute(
+        "INSERT INTO shop.bins VALUES (3, 'c')",
+        "ALTER TABLE shop.racks ADD COLUMN colour VARCHAR(10) DEFAULT 'red'",
+        "INSERT INTO shop.racks VALUES (3, 30, 'blue')",
+    )
+    db = lw.connect(path, source=url)
+    try:
+        assert recovery(db, "bins")[0] == "MySQL"
+        assert both(db, "SELECT id, label FROM bins ORDER BY id") == ([(1, "a"), (2, "b"), (3, "c")],) * 2
+        racks = "SELECT id, size, colour FROM racks ORDER BY id"
+        wait_available(db, "racks", racks)
+        assert both(db, racks) == ([(1, 10, "red"), (2, 20, "red"), (3, 30, "blue")],) * 2
+        assert recovery(db, "racks")[0] == "MySQL"
+    finally:
+        db.close()
+    # Checkpoints off: a restart always loads from the server.
+    db = lw.connect(path, source=maria.url(database="shop") + "?checkpoint_interval=off")
+    try:
+        assert recovery(db, "bins")[0] == "MySQL"
+        assert recovery(db, "bins")[1] == 0
+        with pytest.raises(lw.InterfaceError, match="checkpoint_interval"):
+            lw.connect(source=maria.url(database="shop") + "?checkpoint_interval=never")
+    finally:
+        db.close()
+    maria.execute("DROP TABLE shop.bins", "DROP TABLE shop.racks")
 
 
 def test_the_preflight_names_every_unmet_requirement(tmp_path: Path, maria: MariaDB):
