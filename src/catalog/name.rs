@@ -25,11 +25,21 @@ impl TableName {
 
     /// Parse `table` or `database.table`.
     pub fn parse(text: &str, default_database: &str) -> Result<Self, CatalogError> {
+        Self::parse_folding(text, default_database, true)
+    }
+
+    /// As MySQL reads a name on a server with `lower_case_table_names = 0`:
+    /// unquoted parts keep their case too.
+    pub fn parse_as_written(text: &str, default_database: &str) -> Result<Self, CatalogError> {
+        Self::parse_folding(text, default_database, false)
+    }
+
+    fn parse_folding(text: &str, default_database: &str, fold: bool) -> Result<Self, CatalogError> {
         let invalid = |reason: &str| CatalogError::InvalidName {
             name: text.to_string(),
             reason: reason.to_string(),
         };
-        let parts = split_identifiers(text).map_err(|r| invalid(&r))?;
+        let parts = split_identifiers(text, fold).map_err(|r| invalid(&r))?;
         match parts.as_slice() {
             [table] => Ok(TableName::new(default_database, table.clone())),
             [database, table] => Ok(TableName::new(database.clone(), table.clone())),
@@ -44,7 +54,7 @@ impl fmt::Display for TableName {
     }
 }
 
-fn split_identifiers(text: &str) -> Result<Vec<String>, String> {
+fn split_identifiers(text: &str, fold: bool) -> Result<Vec<String>, String> {
     let mut parts = Vec::new();
     let mut chars = text.trim().chars().peekable();
     loop {
@@ -75,7 +85,7 @@ fn split_identifiers(text: &str) -> Result<Vec<String>, String> {
                     if !(c.is_alphanumeric() || c == '_' || c == '$') {
                         return Err(format!("unexpected character '{c}' (quote the name)"));
                     }
-                    part.push(c.to_ascii_lowercase());
+                    part.push(if fold { c.to_ascii_lowercase() } else { c });
                     chars.next();
                 }
             }
@@ -107,5 +117,8 @@ mod tests {
         assert!(TableName::parse("a.b.c", "main").is_err());
         assert!(TableName::parse("", "main").is_err());
         assert!(TableName::parse("bad name", "main").is_err());
+        let n = TableName::parse_as_written("Shop.Orders", "main").unwrap();
+        assert_eq!(n, TableName::new("Shop", "Orders"));
+        assert!(TableName::parse_as_written("bad name", "main").is_err());
     }
 }

@@ -137,8 +137,14 @@ impl Session {
     }
 
     /// `table` or `database.table` as text.
+    /// A table name in a statement lakewave runs itself; in front of a
+    /// server, read as the server reads it (unquoted names keep their case).
     pub(super) fn parse_name(&self, name: &str) -> Result<TableName> {
-        Ok(TableName::parse(name, &self.current_database())?)
+        let database = self.current_database();
+        Ok(match self.upstream() {
+            Some(_) => TableName::parse_as_written(name, &database)?,
+            None => TableName::parse(name, &database)?,
+        })
     }
 
     pub(super) fn column_def_for(

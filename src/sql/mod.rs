@@ -24,6 +24,7 @@ mod heatwave;
 mod load;
 mod lookup;
 mod markers;
+mod names;
 mod output;
 mod process;
 mod resolve;

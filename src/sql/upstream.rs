@@ -57,7 +57,7 @@ impl Session {
             let def = self.parse_external(piece)?;
             return self.create_external(def, piece).await;
         }
-        let statement = match self.parse(piece) {
+        let mut statement = match self.parse(piece) {
             Ok(Some(statement)) => statement,
             // MariaDB's own syntax: the server parses it.
             _ => return self.forward(server, piece, params, cancel).await,
@@ -86,6 +86,7 @@ impl Session {
         if !query {
             return self.forward(server, piece, params, cancel).await;
         }
+        self.apply_mysql_names(&mut statement);
         match self
             .source_decision(server, source, &statement, piece)
             .await?
@@ -95,7 +96,13 @@ impl Session {
                     .then(|| super::number_markers(piece).0);
                 let text = numbered.as_deref().unwrap_or(piece);
                 let statement = match &numbered {
-                    Some(text) => self.parse(text)?.unwrap_or(statement),
+                    Some(text) => match self.parse(text)? {
+                        Some(mut reparsed) => {
+                            self.apply_mysql_names(&mut reparsed);
+                            reparsed
+                        }
+                        None => statement,
+                    },
                     None => statement,
                 };
                 self.run_statement(statement, text, params, cancel).await
@@ -116,6 +123,22 @@ impl Session {
                 self.forward(server, piece, params, cancel).await
             }
         }
+    }
+
+    /// Names in a query read as the server reads them (see [`super::names`]):
+    /// table names in their case as written, column names in any case.
+    fn apply_mysql_names(&self, statement: &mut Statement) {
+        let catalog = &self.services.catalog;
+        let columns = |name: &TableName| -> Option<Vec<String>> {
+            let schema = match catalog.resolve(name)? {
+                Entry::Cluster(table) => Arc::clone(&table.schema),
+                Entry::Row(table) => table.schema(),
+                Entry::External(def) => def.declared_schema()?,
+                Entry::View(_) => return None,
+            };
+            Some(schema.fields().iter().map(|f| f.name().clone()).collect())
+        };
+        super::names::apply_mysql_rules(statement, &self.current_database(), columns);
     }
 
     /// Run a statement on the server as the session.

@@ -340,6 +340,42 @@ def test_ddl_in_the_binlog_makes_the_table_stale_and_reloads_it(shop, maria):
     assert "shop.items" not in names
 
 
+def test_names_follow_the_servers_rules(shop, maria):
+    """Table names keep their case as written (two tables differ only in
+    case), column names match in any case, quoted or not."""
+    maria.execute(
+        "CREATE TABLE shop.Orders (Id INT PRIMARY KEY, Amount DECIMAL(10,2))",
+        "CREATE TABLE shop.orders (id INT PRIMARY KEY, note VARCHAR(10))",
+        "INSERT INTO shop.Orders VALUES (1, 1.50), (2, 2.25), (7, 3.00)",
+        "INSERT INTO shop.orders VALUES (7, 'seven'), (8, 'eight')",
+    )
+    shop.sql("ALTER TABLE Orders SECONDARY_LOAD")
+    shop.sql("ALTER TABLE orders SECONDARY_LOAD")
+    for query, expected in [
+        (
+            "SELECT id, AMOUNT FROM Orders WHERE ID > 1 ORDER BY iD",
+            [(2, decimal.Decimal("2.25")), (7, decimal.Decimal("3.00"))],
+        ),
+        ("SELECT `ID`, `note` FROM orders ORDER BY `Id`", [(7, "seven"), (8, "eight")]),
+        (
+            "SELECT o.ID, x.NOTE FROM Orders o JOIN orders x ON o.id = x.ID ORDER BY o.Amount",
+            [(7, "seven")],
+        ),
+        ("SELECT Orders.id FROM Orders, shop.orders WHERE Orders.Id = orders.id", [(7,)]),
+        (
+            "WITH Big AS (SELECT id FROM Orders WHERE amount > 2) SELECT COUNT(*) FROM Big",
+            [(2,)],
+        ),
+    ]:
+        assert engine(shop, query).startswith("cluster"), query
+        assert both(shop, query) == (expected, expected), query
+    shop.sql("ALTER TABLE Orders SECONDARY_UNLOAD")
+    assert engine(shop, "SELECT * FROM orders").startswith("cluster")
+    assert not engine(shop, "SELECT * FROM Orders").startswith("cluster")
+    shop.sql("ALTER TABLE orders SECONDARY_UNLOAD")
+    maria.execute("DROP TABLE shop.Orders", "DROP TABLE shop.orders")
+
+
 def test_a_lost_binlog_connection_resumes_where_it_stopped(shop, maria):
     maria.execute("CREATE TABLE shop.ticks (id INT PRIMARY KEY)", "INSERT INTO shop.ticks VALUES (1)")
     shop.sql("ALTER TABLE ticks SECONDARY_LOAD")
