@@ -15,6 +15,7 @@
 //! encoding of the store) is decoded on the way out, so users see the types they
 //! loaded.
 
+mod arithmetic;
 mod ddl;
 mod dml;
 mod explain;

@@ -98,7 +98,12 @@ impl Session {
             .with_batch_size(config.batch_rows)
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(false)
-            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_DATABASE);
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_DATABASE)
+            // In front of a server, `2.5` is a DECIMAL as MySQL reads it.
+            .set_bool(
+                "datafusion.sql_parser.parse_float_as_decimal",
+                services.source.is_some(),
+            );
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(session_config)
             .with_runtime_env(Arc::clone(&services.runtime_env))

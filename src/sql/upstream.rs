@@ -86,7 +86,7 @@ impl Session {
         if !query {
             return self.forward(server, piece, params, cancel).await;
         }
-        self.apply_mysql_names(&mut statement);
+        self.as_the_server_reads_it(&mut statement);
         match self
             .source_decision(server, source, &statement, piece)
             .await?
@@ -98,7 +98,7 @@ impl Session {
                 let statement = match &numbered {
                     Some(text) => match self.parse(text)? {
                         Some(mut reparsed) => {
-                            self.apply_mysql_names(&mut reparsed);
+                            self.as_the_server_reads_it(&mut reparsed);
                             reparsed
                         }
                         None => statement,
@@ -125,9 +125,10 @@ impl Session {
         }
     }
 
-    /// Names in a query read as the server reads them (see [`super::names`]):
-    /// table names in their case as written, column names in any case.
-    fn apply_mysql_names(&self, statement: &mut Statement) {
+    /// A query read as the server reads it: table names in their case as
+    /// written, column names in any case ([`super::names`]), and MySQL's
+    /// division and AVG ([`super::arithmetic`]).
+    fn as_the_server_reads_it(&self, statement: &mut Statement) {
         let catalog = &self.services.catalog;
         let columns = |name: &TableName| -> Option<Vec<String>> {
             let schema = match catalog.resolve(name)? {
@@ -139,6 +140,7 @@ impl Session {
             Some(schema.fields().iter().map(|f| f.name().clone()).collect())
         };
         super::names::apply_mysql_rules(statement, &self.current_database(), columns);
+        super::arithmetic::apply_mysql_division(statement);
     }
 
     /// Run a statement on the server as the session.

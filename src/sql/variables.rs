@@ -414,6 +414,7 @@ pub(super) fn register_functions(
             ))))
         }),
     ));
+    ctx.register_udf(super::arithmetic::MysqlDivide::udf());
     ctx.register_udf(create_udf(
         "version",
         vec![],

@@ -376,6 +376,37 @@ def test_names_follow_the_servers_rules(shop, maria):
     maria.execute("DROP TABLE shop.Orders", "DROP TABLE shop.orders")
 
 
+def test_division_and_avg_answer_as_the_server_does(shop, maria):
+    """`/` and AVG offloaded give the server's values and kinds: exact
+    decimal quotients at 4 more digits rounded half up, NULL for a division
+    by zero, doubles where an operand is a double."""
+    maria.execute(
+        "CREATE TABLE shop.ratios (id INT PRIMARY KEY, grp INT, n INT, d DECIMAL(10,2), f DOUBLE, "
+        "u BIGINT UNSIGNED)",
+        "INSERT INTO shop.ratios VALUES (1, 1, 6, 1.00, 0.5, 3), (2, 1, 4, 2.00, 1.5, 7), "
+        "(3, 1, 0, 2.00, NULL, 0), (4, 2, -7, -0.05, 2.0, 1), (5, 2, NULL, NULL, 4.0, 2), "
+        "(6, 3, 2, 99999999.99, -1.0, 18446744073709551615)",
+    )
+    shop.sql("ALTER TABLE ratios SECONDARY_LOAD")
+    queries = [
+        "SELECT id, n / 4, 6 / n, d / 3, d / n, n / d, u / 7, f / n, n / f FROM ratios ORDER BY id",
+        "SELECT id, 1 / 0, n / 0, d / 0.0, 7.0 / 2, 10 / 4 * 2 FROM ratios ORDER BY id",
+        "SELECT grp, AVG(n), AVG(d), AVG(f), AVG(u), SUM(n) / COUNT(*), AVG(DISTINCT n) "
+        "FROM ratios GROUP BY grp ORDER BY grp",
+        "SELECT grp FROM ratios GROUP BY grp HAVING AVG(d) > 1 ORDER BY AVG(n) DESC",
+        "SELECT id, AVG(d) OVER (PARTITION BY grp ORDER BY id) FROM ratios ORDER BY id",
+        "SELECT AVG(n), AVG(d) FROM ratios WHERE id > 100",
+    ]
+    for query in queries:
+        assert engine(shop, query).startswith("cluster"), query
+        offloaded, on_server = both(shop, query)
+        assert offloaded == on_server, query
+        kinds = [[type(v) for v in row] for row in offloaded], [[type(v) for v in row] for row in on_server]
+        assert kinds[0] == kinds[1], query
+    shop.sql("ALTER TABLE ratios SECONDARY_UNLOAD")
+    maria.execute("DROP TABLE shop.ratios")
+
+
 def test_a_lost_binlog_connection_resumes_where_it_stopped(shop, maria):
     maria.execute("CREATE TABLE shop.ticks (id INT PRIMARY KEY)", "INSERT INTO shop.ticks VALUES (1)")
     shop.sql("ALTER TABLE ticks SECONDARY_LOAD")
