@@ -4,15 +4,22 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{ColumnStatistics, Result, Statistics};
+use datafusion::common::{ColumnStatistics, DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
@@ -32,6 +39,10 @@ pub struct ClusterScanExec {
     batch_rows: usize,
     /// The pruning predicate, for EXPLAIN.
     predicate: Option<String>,
+    /// Filters pushed down while the plan runs (a hash join's build-side
+    /// keys, a TopK's threshold): rows they reject are dropped here, before
+    /// any operator above sees them.
+    runtime_filters: Vec<Arc<dyn PhysicalExpr>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -68,8 +79,25 @@ impl ClusterScanExec {
             limit,
             batch_rows: batch_rows.max(1),
             predicate,
+            runtime_filters: Vec::new(),
             properties,
         })
+    }
+
+    /// Whether the scan can apply `filter` to its rows: every column it
+    /// reads is held plain (a dictionary column would be compared with
+    /// values of its decoded type).
+    fn can_apply(&self, filter: &Arc<dyn PhysicalExpr>) -> bool {
+        self.limit.is_none()
+            && collect_columns(filter).iter().all(|column| {
+                self.projected_schema
+                    .fields()
+                    .get(column.index())
+                    .is_some_and(|f| {
+                        f.name() == column.name()
+                            && !matches!(f.data_type(), DataType::Dictionary(..))
+                    })
+            })
     }
 
     pub fn chunks_scanned(&self) -> usize {
@@ -94,6 +122,76 @@ impl ClusterScanExec {
             Some(indices) => full.project(Some(indices)),
             None => full,
         }
+    }
+}
+
+/// Rows a runtime filter must be tried on before its selectivity is judged.
+const FILTER_TRIAL_ROWS: usize = 65_536;
+/// A filter that keeps more than this share of the rows it was tried on is
+/// dropped for the rest of the partition: evaluating it (hashing every key
+/// once more) costs more than the rows it saves the operators above.
+const FILTER_KEEP_LIMIT: f64 = 0.02;
+
+/// The runtime filters of one scan partition, each judged by what it keeps.
+struct RuntimeFilters {
+    filters: Vec<RuntimeFilter>,
+}
+
+struct RuntimeFilter {
+    expr: Arc<dyn PhysicalExpr>,
+    /// Rows it was evaluated on (once known) and rows it kept.
+    tried: usize,
+    kept: usize,
+    dropped: bool,
+}
+
+impl RuntimeFilters {
+    fn new(filters: &[Arc<dyn PhysicalExpr>]) -> Self {
+        RuntimeFilters {
+            filters: filters
+                .iter()
+                .map(|expr| RuntimeFilter {
+                    expr: Arc::clone(expr),
+                    tried: 0,
+                    kept: 0,
+                    dropped: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// The rows of `batch` the filters keep. A filter not yet known (a hash
+    /// join still building) is `true` and costs nothing.
+    fn apply(&mut self, mut batch: RecordBatch) -> Result<RecordBatch> {
+        for filter in self.filters.iter_mut().filter(|f| !f.dropped) {
+            let rows = batch.num_rows();
+            if rows == 0 {
+                break;
+            }
+            let mask = match filter.expr.evaluate(&batch)? {
+                ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))) => continue,
+                ColumnarValue::Scalar(ScalarValue::Boolean(_)) => return Ok(batch.slice(0, 0)),
+                value => value.into_array(rows)?,
+            };
+            let mask = mask
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "the runtime filter {} is not boolean",
+                        filter.expr
+                    ))
+                })?;
+            batch = filter_record_batch(&batch, mask)?;
+            filter.tried += rows;
+            filter.kept += batch.num_rows();
+            if filter.tried >= FILTER_TRIAL_ROWS
+                && filter.kept as f64 > FILTER_KEEP_LIMIT * filter.tried as f64
+            {
+                filter.dropped = true;
+            }
+        }
+        Ok(batch)
     }
 }
 
@@ -194,6 +292,11 @@ impl DisplayAs for ClusterScanExec {
                 if let Some(predicate) = &self.predicate {
                     write!(f, ", pruning_predicate={predicate}")?;
                 }
+                if !self.runtime_filters.is_empty() {
+                    let filters: Vec<String> =
+                        self.runtime_filters.iter().map(|f| f.to_string()).collect();
+                    write!(f, ", runtime_filters=[{}]", filters.join(", "))?;
+                }
                 if let Some(limit) = self.limit {
                     write!(f, ", limit={limit}")?;
                 }
@@ -227,9 +330,58 @@ impl ExecutionPlan for ClusterScanExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
+        for filter in &self.runtime_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         Ok(TreeNodeRecursion::Continue)
+    }
+
+    /// Filters that arrive after planning (the post-optimization phase:
+    /// hash joins' and TopK's dynamic filters) are taken when the scan can
+    /// apply them, and reported as applied so that their producers keep
+    /// computing them; the others stay with the operators above.
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        if phase != FilterPushdownPhase::Post {
+            return Ok(FilterPushdownPropagation::all_unsupported(
+                child_pushdown_result,
+            ));
+        }
+        let mut taken = Vec::new();
+        let results = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|offered| {
+                if self.can_apply(&offered.filter) {
+                    taken.push(offered.filter);
+                    PushedDown::Yes
+                } else {
+                    PushedDown::No
+                }
+            })
+            .collect();
+        let propagation = FilterPushdownPropagation::with_parent_pushdown_result(results);
+        if taken.is_empty() {
+            return Ok(propagation);
+        }
+        let mut scan = ClusterScanExec::try_new(
+            Arc::clone(&self.table),
+            self.partitions.clone(),
+            self.projection.clone(),
+            self.limit,
+            self.batch_rows,
+            self.predicate.clone(),
+        )?;
+        scan.runtime_filters = self.runtime_filters.iter().cloned().chain(taken).collect();
+        Ok(propagation.with_updated_node(Arc::new(scan)))
     }
 
     fn replace_children(
@@ -257,6 +409,7 @@ impl ExecutionPlan for ClusterScanExec {
     ) -> Result<SendableRecordBatchStream> {
         let chunks = self.partitions.get(partition).cloned().unwrap_or_default();
         let projection = self.projection.clone();
+        let mut filters = RuntimeFilters::new(&self.runtime_filters);
         let batch_rows = self.batch_rows;
         let mut remaining = self.limit.unwrap_or(usize::MAX);
         let batches = chunks
@@ -270,7 +423,7 @@ impl ExecutionPlan for ClusterScanExec {
             .map(move |(chunk, offset, length)| -> Result<RecordBatch> {
                 // Only the projected columns are filtered by the delete mask.
                 let slice = chunk.live_slice_projected(offset, length, projection.as_deref())?;
-                Ok(slice)
+                filters.apply(slice)
             })
             .filter(|batch| !matches!(batch, Ok(b) if b.num_rows() == 0))
             .map_while(move |batch| {
@@ -304,5 +457,54 @@ impl ExecutionPlan for ClusterScanExec {
 
     fn fetch(&self) -> Option<usize> {
         self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{BinaryExpr, lit};
+
+    fn batch(values: impl IntoIterator<Item = i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(values))]).unwrap()
+    }
+
+    fn below(limit: i64) -> Arc<dyn PhysicalExpr> {
+        Arc::new(BinaryExpr::new(
+            Arc::new(Column::new("k", 0)),
+            Operator::Lt,
+            lit(limit),
+        ))
+    }
+
+    #[test]
+    fn a_selective_filter_drops_rows_and_an_unselective_one_is_given_up() {
+        let rows = FILTER_TRIAL_ROWS as i64;
+        let mut filters = RuntimeFilters::new(&[below(10), lit(true)]);
+        let kept = filters.apply(batch(0..rows)).unwrap();
+        assert_eq!(kept.num_rows(), 10);
+        assert!(!filters.filters[0].dropped, "it kept 10 of {rows} rows");
+        // A filter not yet known (true) is never judged.
+        assert_eq!(filters.filters[1].tried, 0);
+
+        let mut filters = RuntimeFilters::new(&[below(rows)]);
+        let kept = filters.apply(batch(0..rows)).unwrap();
+        assert_eq!(kept.num_rows(), rows as usize);
+        assert!(filters.filters[0].dropped);
+        // Given up: later rows pass unfiltered (the join still decides).
+        let later = filters.apply(batch([rows + 5])).unwrap();
+        assert_eq!(later.num_rows(), 1);
+    }
+
+    #[test]
+    fn a_filter_known_false_keeps_nothing_and_empty_batches_stay_empty() {
+        let mut filters = RuntimeFilters::new(&[lit(false)]);
+        assert_eq!(filters.apply(batch(0..100)).unwrap().num_rows(), 0);
+        let mut filters = RuntimeFilters::new(&[below(3)]);
+        assert_eq!(filters.apply(batch([])).unwrap().num_rows(), 0);
     }
 }
