@@ -178,13 +178,7 @@ impl Source {
         let file = file.to_path_buf();
         let at = at.clone();
         self.with_metadata(move |conn| {
-            let previous: Option<String> = conn
-                .query_row(
-                    "SELECT file FROM _lw_source_checkpoints WHERE database = ?1 AND name = ?2",
-                    (&name.database, &name.table),
-                    |row| row.get(0),
-                )
-                .ok();
+            let previous = checkpoint_file(conn, &name);
             let text = file.display().to_string();
             conn.execute(
                 "INSERT OR REPLACE INTO _lw_source_checkpoints \
@@ -361,18 +355,22 @@ impl Source {
     }
 }
 
+/// The file the metadata file names as `name`'s checkpoint.
+fn checkpoint_file(conn: &rusqlite::Connection, name: &TableName) -> Option<String> {
+    conn.query_row(
+        "SELECT file FROM _lw_source_checkpoints WHERE database = ?1 AND name = ?2",
+        (&name.database, &name.table),
+        |row| row.get(0),
+    )
+    .ok()
+}
+
 /// Remove the checkpoint of `name` (the table is no longer loaded).
 pub(super) fn drop_checkpoint(
     conn: &rusqlite::Connection,
     name: &TableName,
 ) -> rusqlite::Result<()> {
-    let file: Option<String> = conn
-        .query_row(
-            "SELECT file FROM _lw_source_checkpoints WHERE database = ?1 AND name = ?2",
-            (&name.database, &name.table),
-            |row| row.get(0),
-        )
-        .ok();
+    let file = checkpoint_file(conn, name);
     conn.execute(
         "DELETE FROM _lw_source_checkpoints WHERE database = ?1 AND name = ?2",
         (&name.database, &name.table),

@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::parser::Statement;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArguments, Ident, ObjectName, ObjectNamePart, Select,
-    SelectItem, Statement as SqlStatement, VisitMut, VisitorMut,
+    SelectItem, VisitMut, VisitorMut,
 };
 
 /// The name the rewrite calls.
@@ -40,48 +40,33 @@ const MAX_PRECISION: u8 = 38;
 
 /// Rewrite `statement`'s divisions and averages to MySQL's.
 pub(super) fn apply_mysql_division(statement: &mut Statement) {
-    if let Some(inner) = sql_statement(statement) {
+    if let Some(inner) = super::names::sql_statement(statement) {
         let _ = VisitMut::visit(inner, &mut Division);
-    }
-}
-
-fn sql_statement(statement: &mut Statement) -> Option<&mut SqlStatement> {
-    match statement {
-        Statement::Statement(inner) => Some(inner.as_mut()),
-        Statement::Explain(explain) => sql_statement(explain.statement.as_mut()),
-        _ => None,
     }
 }
 
 struct Division;
 
-fn call(name: &str, template: &Function, args: Vec<Expr>) -> Expr {
+/// `name(args...)`, a plain call.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
     use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArgumentList};
-    let mut function = template.clone();
-    function.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]);
-    function.args = FunctionArguments::List(FunctionArgumentList {
-        duplicate_treatment: None,
-        args: args
-            .into_iter()
-            .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-            .collect(),
-        clauses: vec![],
-    });
-    Expr::Function(function)
-}
-
-fn plain_call(name: &str, args: Vec<Expr>) -> Expr {
-    let template = Function {
-        name: ObjectName(vec![]),
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
-        args: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: vec![],
+        }),
         filter: None,
         null_treatment: None,
         over: None,
         within_group: vec![],
-    };
-    call(name, &template, args)
+    })
 }
 
 fn is_avg(function: &Function) -> bool {
@@ -117,7 +102,7 @@ impl VisitorMut for Division {
                 right,
             } => {
                 let args = vec![left.as_ref().clone(), right.as_ref().clone()];
-                *expr = plain_call(MYSQL_DIVIDE, args);
+                *expr = call(MYSQL_DIVIDE, args);
             }
             Expr::Function(function) if is_avg(function) => {
                 let mut sum = function.clone();
@@ -125,7 +110,7 @@ impl VisitorMut for Division {
                 let mut count = function.clone();
                 count.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("count"))]);
                 // The division is outside the window: each part has it.
-                *expr = plain_call(
+                *expr = call(
                     MYSQL_DIVIDE,
                     vec![Expr::Function(sum), Expr::Function(count)],
                 );

@@ -61,7 +61,8 @@ pub(super) fn apply_mysql_rules(
     );
 }
 
-fn sql_statement(statement: &mut Statement) -> Option<&mut SqlStatement> {
+/// The SQL statement inside a parsed one (through `EXPLAIN`), if it is one.
+pub(super) fn sql_statement(statement: &mut Statement) -> Option<&mut SqlStatement> {
     match statement {
         Statement::Statement(inner) => Some(inner.as_mut()),
         Statement::Explain(explain) => sql_statement(explain.statement.as_mut()),
