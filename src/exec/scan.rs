@@ -39,6 +39,10 @@ pub struct ClusterScanExec {
     batch_rows: usize,
     /// The pruning predicate, for EXPLAIN.
     predicate: Option<String>,
+    /// The query's own filters, pushed down from the `FilterExec` above so
+    /// that they run before the runtime filters (fewer keys to look up) and
+    /// without a copy of their own; always applied.
+    filters: Vec<Arc<dyn PhysicalExpr>>,
     /// Filters pushed down while the plan runs (a hash join's build-side
     /// keys, a TopK's threshold): rows they reject are dropped here, before
     /// any operator above sees them.
@@ -79,6 +83,7 @@ impl ClusterScanExec {
             limit,
             batch_rows: batch_rows.max(1),
             predicate,
+            filters: Vec::new(),
             runtime_filters: Vec::new(),
             properties,
         })
@@ -131,6 +136,24 @@ const FILTER_TRIAL_ROWS: usize = 65_536;
 /// dropped for the rest of the partition: evaluating it (hashing every key
 /// once more) costs more than the rows it saves the operators above.
 const FILTER_KEEP_LIMIT: f64 = 0.02;
+
+/// The rows of `batch` that pass every one of the query's own filters.
+fn apply_exact(filters: &[Arc<dyn PhysicalExpr>], mut batch: RecordBatch) -> Result<RecordBatch> {
+    for filter in filters {
+        if batch.num_rows() == 0 {
+            break;
+        }
+        let mask = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let mask = mask
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!("the filter {filter} is not boolean"))
+            })?;
+        batch = filter_record_batch(&batch, mask)?;
+    }
+    Ok(batch)
+}
 
 /// The runtime filters of one scan partition, each judged by what it keeps.
 struct RuntimeFilters {
@@ -292,6 +315,10 @@ impl DisplayAs for ClusterScanExec {
                 if let Some(predicate) = &self.predicate {
                     write!(f, ", pruning_predicate={predicate}")?;
                 }
+                if !self.filters.is_empty() {
+                    let filters: Vec<String> = self.filters.iter().map(|f| f.to_string()).collect();
+                    write!(f, ", filters=[{}]", filters.join(", "))?;
+                }
                 if !self.runtime_filters.is_empty() {
                     let filters: Vec<String> =
                         self.runtime_filters.iter().map(|f| f.to_string()).collect();
@@ -332,7 +359,7 @@ impl ExecutionPlan for ClusterScanExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        for filter in &self.runtime_filters {
+        for filter in self.filters.iter().chain(&self.runtime_filters) {
             if f(filter)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -340,27 +367,30 @@ impl ExecutionPlan for ClusterScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    /// Filters that arrive after planning (the post-optimization phase:
-    /// hash joins' and TopK's dynamic filters) are taken when the scan can
-    /// apply them, and reported as applied so that their producers keep
-    /// computing them; the others stay with the operators above.
+    /// The query's filters (the first phase) are taken whole when no LIMIT
+    /// was pushed into the scan: the `FilterExec` above goes. Filters that
+    /// arrive after planning (the post-optimization phase: hash joins' and
+    /// TopK's dynamic filters) are taken when the scan can apply them, and
+    /// reported as applied so that their producers keep computing them; the
+    /// others stay with the operators above.
     fn handle_child_pushdown_result(
         &self,
         phase: FilterPushdownPhase,
         child_pushdown_result: ChildPushdownResult,
         _config: &ConfigOptions,
     ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
-        if phase != FilterPushdownPhase::Post {
-            return Ok(FilterPushdownPropagation::all_unsupported(
-                child_pushdown_result,
-            ));
-        }
+        let post = phase == FilterPushdownPhase::Post;
         let mut taken = Vec::new();
         let results = child_pushdown_result
             .parent_filters
             .into_iter()
             .map(|offered| {
-                if self.can_apply(&offered.filter) {
+                let applies = if post {
+                    self.can_apply(&offered.filter)
+                } else {
+                    self.limit.is_none()
+                };
+                if applies {
                     taken.push(offered.filter);
                     PushedDown::Yes
                 } else {
@@ -380,7 +410,13 @@ impl ExecutionPlan for ClusterScanExec {
             self.batch_rows,
             self.predicate.clone(),
         )?;
-        scan.runtime_filters = self.runtime_filters.iter().cloned().chain(taken).collect();
+        scan.filters = self.filters.clone();
+        scan.runtime_filters = self.runtime_filters.clone();
+        if post {
+            scan.runtime_filters.extend(taken);
+        } else {
+            scan.filters.extend(taken);
+        }
         Ok(propagation.with_updated_node(Arc::new(scan)))
     }
 
@@ -409,6 +445,7 @@ impl ExecutionPlan for ClusterScanExec {
     ) -> Result<SendableRecordBatchStream> {
         let chunks = self.partitions.get(partition).cloned().unwrap_or_default();
         let projection = self.projection.clone();
+        let exact = self.filters.clone();
         let mut filters = RuntimeFilters::new(&self.runtime_filters);
         let batch_rows = self.batch_rows;
         let mut remaining = self.limit.unwrap_or(usize::MAX);
@@ -423,7 +460,7 @@ impl ExecutionPlan for ClusterScanExec {
             .map(move |(chunk, offset, length)| -> Result<RecordBatch> {
                 // Only the projected columns are filtered by the delete mask.
                 let slice = chunk.live_slice_projected(offset, length, projection.as_deref())?;
-                filters.apply(slice)
+                filters.apply(apply_exact(&exact, slice)?)
             })
             .filter(|batch| !matches!(batch, Ok(b) if b.num_rows() == 0))
             .map_while(move |batch| {
