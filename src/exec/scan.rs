@@ -538,6 +538,19 @@ mod tests {
     }
 
     #[test]
+    fn the_querys_filters_always_apply_in_order() {
+        let rows = FILTER_TRIAL_ROWS as i64;
+        // Kept: most rows, yet never given up (the FilterExec is gone).
+        let kept = apply_exact(&[below(rows - 1), below(rows - 2)], batch(0..rows)).unwrap();
+        assert_eq!(kept.num_rows(), (rows - 2) as usize);
+        assert_eq!(
+            apply_exact(&[below(0)], batch(0..10)).unwrap().num_rows(),
+            0
+        );
+        assert_eq!(apply_exact(&[], batch(0..10)).unwrap().num_rows(), 10);
+    }
+
+    #[test]
     fn a_filter_known_false_keeps_nothing_and_empty_batches_stay_empty() {
         let mut filters = RuntimeFilters::new(&[lit(false)]);
         assert_eq!(filters.apply(batch(0..100)).unwrap().num_rows(), 0);

@@ -173,3 +173,24 @@ fn unloading_gives_memory_back() {
     db.sql("DROP TABLE t").unwrap();
     assert_eq!(db.instance.nodes()[0].used, 0);
 }
+
+#[test]
+fn the_scan_applies_the_querys_filters_and_a_joins_runtime_filter() {
+    let db = Db::new(&[("nodes", "1"), ("chunk_rows", "1000")]);
+    db.load("orders", &["id"], orders(200_000, 10_000)).unwrap();
+    db.load("picked", &["id"], orders(40, 40)).unwrap();
+    // The query's own filter runs in the scan: no FilterExec above it.
+    let query = "SELECT count(*), sum(amount) FROM orders WHERE amount > 97 AND category = 'books'";
+    let plan = db.rows(&format!("EXPLAIN {query}")).join("\n");
+    assert!(plan.contains("filters=["), "{plan}");
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    assert_eq!(db.rows(query), vec!["0|NULL"]);
+    let query = "SELECT count(*), sum(amount) FROM orders WHERE amount > 95 AND category = 'books'";
+    assert_eq!(db.rows(query), vec!["2000|192000.0"]);
+    // A join's build side (40 keys) reaches the probe side's scan while the
+    // query runs, and the answer is the join's.
+    let query = "SELECT count(*), sum(o.amount) FROM orders o JOIN picked p ON o.id = p.id";
+    let plan = db.rows(&format!("EXPLAIN ANALYZE {query}")).join("\n");
+    assert!(plan.contains("runtime_filters=[DynamicFilter"), "{plan}");
+    assert_eq!(db.rows(query), vec!["40|780.0"]);
+}
