@@ -377,6 +377,17 @@ mod tests {
     }
 
     #[test]
+    fn a_quotient_beyond_38_digits_is_an_error_not_a_wrong_value() {
+        let huge = decimals(&[Some(10_i128.pow(37))], 38, 0);
+        let one: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+        let DataType::Decimal128(p, s) = quotient_type(huge.data_type(), one.data_type()) else {
+            panic!()
+        };
+        let error = divide_exact(&huge, &one, p, s).unwrap_err();
+        assert!(error.to_string().contains("out of range"), "{error}");
+    }
+
+    #[test]
     fn a_float_operand_divides_as_double_and_zero_gives_null() {
         assert_eq!(
             quotient_type(&DataType::Float64, &DataType::Int64),

@@ -369,6 +369,12 @@ def test_names_follow_the_servers_rules(shop, maria):
     ]:
         assert engine(shop, query).startswith("cluster"), query
         assert both(shop, query) == (expected, expected), query
+    # A column no table has is the planner's error, naming it; the session goes on.
+    shop.sql("SET use_secondary_engine = FORCED")
+    with pytest.raises(lw.ColumnNotFoundError, match="(?i)nope"):
+        shop.sql("SELECT nope FROM Orders").fetchall()
+    shop.sql("SET use_secondary_engine = ON")
+    assert shop.sql("SELECT COUNT(*) FROM Orders").fetchall() == [(3,)]
     shop.sql("ALTER TABLE Orders SECONDARY_UNLOAD")
     assert engine(shop, "SELECT * FROM orders").startswith("cluster")
     assert not engine(shop, "SELECT * FROM Orders").startswith("cluster")
