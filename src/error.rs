@@ -11,6 +11,7 @@ use thiserror::Error;
 
 pub use crate::catalog::CatalogError;
 pub use crate::config::ConfigError;
+pub use crate::group::GroupError;
 pub use crate::lakehouse::LakehouseError;
 pub use crate::rowstore::RowStoreError;
 pub use crate::server::ServerError;
@@ -40,6 +41,8 @@ pub enum Error {
     Server(Box<ServerError>),
     #[error(transparent)]
     Source(Box<SourceError>),
+    #[error(transparent)]
+    Group(Box<GroupError>),
     /// The threads that run queries could not be started.
     #[error("cannot start lakewave's execution threads")]
     Runtime(#[source] std::io::Error),
@@ -77,7 +80,8 @@ from_layer!(
     RowStoreError => RowStore,
     LakehouseError => Lakehouse,
     ServerError => Server,
-    SourceError => Source
+    SourceError => Source,
+    GroupError => Group
 );
 
 /// The broad kind of an error, which is what the Python hierarchy is built on
@@ -197,6 +201,7 @@ impl Error {
             Error::Lakehouse(e) => e.kind(),
             Error::Server(e) => e.kind(),
             Error::Source(e) => e.kind(),
+            Error::Group(e) => e.kind(),
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Panic { .. } => ErrorKind::Internal,
             Error::Runtime(_) => ErrorKind::Operational,
@@ -215,6 +220,7 @@ impl Error {
             Error::Lakehouse(e) => e.code(),
             Error::Server(e) => e.code(),
             Error::Source(e) => e.code(),
+            Error::Group(e) => e.code(),
             Error::Interrupted { .. } => codes::QUERY_INTERRUPTED,
             Error::Panic { .. } => codes::INTERNAL_ERROR,
             Error::Runtime(_) => codes::OUT_OF_RESOURCES,

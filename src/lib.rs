@@ -38,6 +38,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod group;
 pub mod instance;
 pub mod lakehouse;
 pub mod load;

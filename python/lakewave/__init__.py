@@ -33,6 +33,7 @@ from lakewave.exceptions import (
     TableNotFoundError,
     Warning,
 )
+from lakewave.group import GroupMember
 from lakewave.result import Result
 from lakewave.server import Server
 
@@ -45,6 +46,7 @@ __all__ = [
     "DataError",
     "DatabaseError",
     "Error",
+    "GroupMember",
     "IntegrityError",
     "InterfaceError",
     "InternalError",

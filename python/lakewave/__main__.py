@@ -9,6 +9,7 @@ server."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -18,8 +19,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import lakewave as lw
+from lakewave import _internal
 
 DEMO_ROWS = 500_000
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
@@ -177,11 +180,44 @@ def _config_pairs(pairs: list[str], parser: argparse.ArgumentParser) -> dict[str
     return config
 
 
+def _group_member_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """With ``--group FILE --member NAME``, the member's database, ports and
+    options come from the group file."""
+    from lakewave import group as lw_group
+
+    if not args.member:
+        parser.error("--group needs --member NAME")
+    try:
+        group = lw_group.read_file(args.group)
+    except lw.Error as e:
+        print(f"lakewave serve: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    member = next((m for m in group["members"] if m["name"] == args.member), None)
+    if member is None:
+        names = ", ".join(m["name"] for m in group["members"])
+        print(f"lakewave serve: group file {args.group} has no member {args.member!r} (its members: {names})", file=sys.stderr)
+        raise SystemExit(1)
+    Path(member["dir"]).mkdir(parents=True, exist_ok=True)
+    args.database = os.path.join(member["dir"], "lakewave.db")
+    args.host = group["host"]
+    args.mysql_port = member["mysql_port"]
+    args.flight_port = member["flight_port"]
+    args.status_port = member["status_port"]
+    if group.get("users_file") and not args.users_file:
+        args.users_file = group["users_file"]
+    if not args.instance_name:
+        args.instance_name = member["name"]
+    return {**group["config"], **group["shape"]}
+
+
 def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Serve one instance until SIGTERM or SIGINT, then stop cleanly: running
     statements are cancelled, connections end, committed changes are
     propagated and the database file is released."""
-    config = _config_pairs(args.config, parser)
+    group_options = _group_member_args(args, parser) if args.group else {}
+    if args.member and not args.group:
+        parser.error("--member needs --group FILE")
+    config = {**group_options, **_config_pairs(args.config, parser)}
     if args.instance_name:
         config["instance_name"] = args.instance_name
     password = args.password
@@ -199,6 +235,14 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except lw.Error as e:
         print(f"lakewave serve: {e}", file=sys.stderr)
         return 1
+    member = None
+    if args.group:
+        try:
+            member = db.join_group(args.group, args.member)
+        except lw.Error as e:
+            print(f"lakewave serve: {e}", file=sys.stderr)
+            db.close()
+            return 1
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -221,18 +265,23 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"lakewave serve: {e}", file=sys.stderr)
         db.close()
         return 1
-    name = db.sql("SELECT @@hostname").fetchone()[0]
+    # A group member's reads wait for the group; its name is its member name.
+    name = member.name if member is not None else db.sql("SELECT @@hostname").fetchone()[0]
     print(f"lakewave {lw.__version__} instance {name!r} serving {args.database or '(in memory)'}")
     print(f"  MySQL protocol: {server.host}:{server.mysql_port}")
     if server.flight_uri is not None:
         print(f"  Flight SQL:     {server.flight_uri}")
     if server.status_port is not None:
         print(f"  status:         http://{server.host}:{server.status_port}/health")
+    if member is not None:
+        print(f"  group member:   {member.name} of {args.group}")
     print("ready for connections", flush=True)
     while not stop.wait(0.5):
         pass
     print("lakewave serve: stopping", flush=True)
     server.close(grace=args.grace)
+    if member is not None:
+        member.stop()
     try:
         db.sync()
     finally:
@@ -281,11 +330,79 @@ def main(argv: list[str] | None = None) -> int:
         "--config", action="append", default=[], metavar="KEY=VALUE", help="any connect() option"
     )
     srv.add_argument("--grace", type=float, default=5.0, help="seconds to wait for connections on stop")
+    srv.add_argument("--group", metavar="FILE", help="serve as a member of the HA group in this group file")
+    srv.add_argument("--member", metavar="NAME", help="which member of --group this process is")
+    grp = commands.add_parser("group", help="an HA group: init, start, status, stop, haproxy-config")
+    actions = grp.add_subparsers(dest="action", required=True)
+    g_init = actions.add_parser("init", help="write a group file for a group on loopback")
+    g_init.add_argument("file", type=Path)
+    g_init.add_argument("--dir", type=Path, required=True, help="where the members' directories go")
+    g_init.add_argument("--members", type=int, default=3, help="voting members (odd; default 3)")
+    g_init.add_argument("--replicas", type=int, default=2, help="read replicas (default 2)")
+    g_init.add_argument("--base-port", type=int, default=13306, help="first port (default 13306)")
+    g_init.add_argument("--name", help="the group's name (default: the directory's)")
+    g_init.add_argument("--user", help="an account for every member (with --password)")
+    g_init.add_argument("--password", help="its password (default: $LAKEWAVE_PASSWORD)")
+    for action, text in (
+        ("start", "start every member and HAProxy"),
+        ("status", "each member's role, state, shape, config, position and lag"),
+        ("stop", "stop HAProxy and every member"),
+        ("haproxy-config", "print the HAProxy configuration for the group's endpoints"),
+    ):
+        sub = actions.add_parser(action, help=text)
+        sub.add_argument("file", type=Path)
+        if action == "status":
+            sub.add_argument("--json", action="store_true", help="as JSON")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(args.rows)
     elif args.command == "serve":
         return serve(args, srv)
+    elif args.command == "group":
+        return group_command(args, grp)
+    return 0
+
+
+def group_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from lakewave import group as lw_group
+
+    try:
+        if args.action == "init":
+            users_file = None
+            if args.user:
+                password = args.password if args.password is not None else os.environ.get("LAKEWAVE_PASSWORD", "")
+                users_file = args.dir.resolve() / "users"
+                args.dir.mkdir(parents=True, exist_ok=True)
+                lw_group.write_users_file(users_file, args.user, password)
+            elif args.password is not None:
+                parser.error("--password needs --user")
+            lw_group.init(
+                args.file,
+                args.dir,
+                members=args.members,
+                replicas=args.replicas,
+                base_port=args.base_port,
+                name=args.name,
+                users_file=users_file,
+            )
+            print(f"wrote {args.file}; start the group with: lakewave group start {args.file}")
+        elif args.action == "start":
+            current = lw_group.start(args.file)
+            print(lw_group.format_status(current))
+        elif args.action == "status":
+            current = lw_group.status(args.file)
+            print(json.dumps(current, indent=2) if args.json else lw_group.format_status(current))
+        elif args.action == "stop":
+            stopped = lw_group.stop(args.file)
+            print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+        elif args.action == "haproxy-config":
+            print(_internal.group_haproxy_config(os.fspath(args.file)), end="")
+    except lw.Error as e:
+        print(f"lakewave group {args.action}: {e}", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError, TimeoutError) as e:
+        print(f"lakewave group {args.action}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

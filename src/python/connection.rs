@@ -480,4 +480,16 @@ impl Connection {
         };
         super::server::Server::start(py, Arc::clone(&self.instance), options)
     }
+
+    /// Join the HA group of a group file as `member` (see `lakewave serve
+    /// --group`).
+    fn join_group(
+        &self,
+        py: Python<'_>,
+        file: std::path::PathBuf,
+        member: &str,
+    ) -> PyResult<super::group::GroupMember> {
+        self.check_open()?;
+        super::group::join(py, &self.instance, &file, member)
+    }
 }

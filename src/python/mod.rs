@@ -6,6 +6,7 @@
 mod connection;
 mod convert;
 mod errors;
+mod group;
 mod result;
 mod server;
 mod wait;
@@ -18,6 +19,11 @@ pub fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<result::QueryResult>()?;
     module.add_class::<result::Execution>()?;
     module.add_class::<server::Server>()?;
+    module.add_class::<group::GroupMember>()?;
+    module.add_function(wrap_pyfunction!(group::group_file, module)?)?;
+    module.add_function(wrap_pyfunction!(group::group_init_text, module)?)?;
+    module.add_function(wrap_pyfunction!(group::group_haproxy_config, module)?)?;
+    module.add_function(wrap_pyfunction!(group::users_file_line, module)?)?;
     errors::register(module)?;
     Ok(())
 }

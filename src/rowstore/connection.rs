@@ -20,8 +20,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
+use super::changeset::Capture;
 use super::{Database, Result, RowStoreError};
 use crate::catalog::TableName;
+
+/// Statements run inside a transaction just before its COMMIT, in place of
+/// the commit gate: how a group member's state machine records the log
+/// position it applied in the same transaction as the changes.
+pub type BeforeCommit = Box<dyn FnMut(&Connection) -> rusqlite::Result<()> + Send>;
 
 /// What a session's connection is doing.
 #[derive(Debug, Default, Clone, Copy)]
@@ -57,6 +63,12 @@ pub struct DbConnection {
     pending: AtomicU64,
     /// Called after every commit that wrote something, with `pending`.
     on_commit: Box<dyn Fn(u64) + Send + Sync>,
+    /// The rows this connection changed, recorded once the database has a
+    /// commit gate (an HA group member); `None` until then.
+    capture: Mutex<Option<Capture>>,
+    /// Set on a group member's applier: runs before each COMMIT, and the
+    /// gate is not consulted.
+    before_commit: Mutex<Option<BeforeCommit>>,
 }
 
 fn txn_error(action: &str, e: rusqlite::Error) -> RowStoreError {
@@ -78,7 +90,57 @@ impl DbConnection {
             state: Mutex::default(),
             pending: AtomicU64::new(0),
             on_commit,
+            capture: Mutex::new(None),
+            before_commit: Mutex::new(None),
         })
+    }
+
+    /// Make this connection a group member's applier: `before` runs inside
+    /// every transaction just before it commits, and the commit gate is
+    /// not consulted (what it commits is already committed by the group).
+    pub fn set_before_commit(&self, before: Option<BeforeCommit>) {
+        *self.before_commit.lock() = before;
+    }
+
+    /// Record row changes from now on if the database has a commit gate.
+    fn capture_if_gated(&self, conn: &mut Connection) {
+        if self.db.commit_gate().is_none() || self.before_commit.lock().is_some() {
+            return;
+        }
+        let mut capture = self.capture.lock();
+        if capture.is_none() {
+            let installed = Capture::default();
+            installed.install(conn);
+            *capture = Some(installed);
+        }
+    }
+
+    /// Before COMMIT on `conn`: the applier's statements, or the commit
+    /// gate's decision on what this transaction changed. An error means the
+    /// transaction must not commit.
+    fn prepare_commit(&self, conn: &Connection) -> Result<Option<Box<dyn CommitTicket>>> {
+        if let Some(before) = self.before_commit.lock().as_mut() {
+            before(conn).map_err(|e| txn_error("recording the applied position", e))?;
+            return Ok(None);
+        }
+        let Some(gate) = self.db.commit_gate() else {
+            return Ok(None);
+        };
+        let Some(capture) = self.capture.lock().clone() else {
+            return Ok(None);
+        };
+        let captured = capture.take(conn)?;
+        gate.prepare(conn, captured)
+            .map(Some)
+            .map_err(|source| RowStoreError::Refused {
+                source: Box::new(source),
+            })
+    }
+
+    fn forget_capture(&self) {
+        if let Some(capture) = self.capture.lock().as_ref() {
+            capture.clear();
+        }
     }
 
     pub fn database(&self) -> &Arc<Database> {
@@ -159,7 +221,26 @@ impl DbConnection {
         if !state.explicit {
             return Ok(());
         }
-        self.conn.lock().execute_batch("COMMIT").map_err(
+        let conn = self.conn.lock();
+        let ticket = match self.prepare_commit(&conn) {
+            Ok(ticket) => ticket,
+            Err(refused) => {
+                // Refused by the gate: this transaction can never commit here.
+                drop(conn);
+                let _ = self.rollback();
+                return Err(refused);
+            }
+        };
+        let committed = conn.execute_batch("COMMIT");
+        if let Some(ticket) = ticket {
+            if committed.is_err() && !conn.is_autocommit() {
+                // The group has it: it is applied again from the log.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            ticket.finished(committed.is_ok());
+        }
+        drop(conn);
+        committed.map_err(
             |source| match RowStoreError::sqlite_on("(transaction)", "COMMIT", source) {
                 RowStoreError::Sqlite { source, .. } => RowStoreError::Commit { source },
                 classified => classified,
@@ -182,6 +263,7 @@ impl DbConnection {
             conn.execute_batch("ROLLBACK")
                 .map_err(|e| txn_error("ROLLBACK", e))?;
         }
+        self.forget_capture();
         *self.state.lock() = TxnState::default();
         self.pending.store(0, Ordering::Release);
         Ok(())
@@ -193,7 +275,8 @@ impl DbConnection {
     /// savepoint; in autocommit, a transaction of its own.
     pub fn begin_statement(self: &Arc<Self>, table: &TableName) -> Result<StatementTxn> {
         let explicit = self.state.lock().explicit;
-        let conn = self.conn.lock();
+        let mut conn = self.conn.lock();
+        self.capture_if_gated(&mut conn);
         if explicit {
             if !self.state.lock().write_locked {
                 // The first write of a transaction takes SQLite's write lock;
@@ -281,7 +364,27 @@ impl StatementTxn {
         } else {
             "COMMIT"
         };
-        let kept = self.conn.conn.lock().execute_batch(keep);
+        let conn = self.conn.conn.lock();
+        let ticket = if self.explicit {
+            None
+        } else {
+            match self.conn.prepare_commit(&conn) {
+                Ok(ticket) => ticket,
+                Err(refused) => {
+                    drop(conn);
+                    self.undo();
+                    return Err(refused);
+                }
+            }
+        };
+        let kept = conn.execute_batch(keep);
+        if let Some(ticket) = ticket {
+            if kept.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            ticket.finished(kept.is_ok());
+        }
+        drop(conn);
         if let Err(e) = kept {
             self.undo();
             return Err(RowStoreError::sqlite(&self.table, "committing", e));
@@ -306,8 +409,28 @@ impl StatementTxn {
         }
         if !self.explicit {
             self.conn.pending.store(0, Ordering::Release);
+            self.conn.forget_capture();
         }
     }
+}
+
+/// Decides whether a session's transaction may commit, and makes what it
+/// changed durable elsewhere first: an HA group's primary replicates it to a
+/// majority of members before it commits here.
+pub trait CommitGate: Send + Sync {
+    /// Called inside the open transaction on `conn`, just before COMMIT, with
+    /// what it changed. An error rolls the transaction back. The ticket is
+    /// told whether the COMMIT then succeeded.
+    fn prepare(
+        &self,
+        conn: &Connection,
+        captured: super::changeset::Captured,
+    ) -> std::result::Result<Box<dyn CommitTicket>, crate::Error>;
+}
+
+/// A transaction the gate let through, told how its COMMIT ended.
+pub trait CommitTicket: Send {
+    fn finished(self: Box<Self>, committed: bool);
 }
 
 impl Drop for StatementTxn {

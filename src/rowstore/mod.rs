@@ -16,6 +16,7 @@
 //! Python: it takes catalog definitions and Arrow batches, and returns Arrow
 //! batches and rows. It decides no names: the catalog does.
 
+pub mod changeset;
 mod connection;
 mod ddl;
 mod dml;
@@ -38,7 +39,7 @@ use thiserror::Error;
 use crate::catalog::{self, DEFAULT_DATABASE, Entry, ROWID_COLUMN, TableName};
 use crate::error::{ErrorKind, MySqlCode, codes};
 
-pub use connection::{DbConnection, InsertMode, StatementTxn};
+pub use connection::{BeforeCommit, CommitGate, CommitTicket, DbConnection, InsertMode, StatementTxn};
 pub use dml::Inserted;
 pub use scan::{FilterOp, RowFilter, read_rows, scan_rows};
 pub use types::{
@@ -143,6 +144,12 @@ pub enum RowStoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The commit gate (an HA group) did not let the transaction commit.
+    #[error("the transaction was rolled back: {source}")]
+    Refused {
+        #[source]
+        source: Box<crate::Error>,
+    },
     #[error("SQLite failed while {action} on '{table}'")]
     Sqlite {
         table: String,
@@ -163,6 +170,7 @@ impl RowStoreError {
             RowStoreError::BadValue { .. } => ErrorKind::Data,
             RowStoreError::Definition { .. } => ErrorKind::Programming,
             RowStoreError::Interrupted { .. } => ErrorKind::Interrupted,
+            RowStoreError::Refused { source } => source.kind(),
             RowStoreError::Open { .. }
             | RowStoreError::InUse { .. }
             | RowStoreError::Lock { .. }
@@ -201,6 +209,7 @@ impl RowStoreError {
             RowStoreError::Conflict { .. } => codes::LOCK_DEADLOCK,
             RowStoreError::Interrupted { .. } => codes::QUERY_INTERRUPTED,
             RowStoreError::Commit { .. } => codes::ERROR_DURING_COMMIT,
+            RowStoreError::Refused { source } => source.code(),
             RowStoreError::Sqlite { .. } => codes::GET_ERRNO,
         }
     }
@@ -320,7 +329,6 @@ pub struct StoredCatalog {
 
 /// The DB system file shared by an instance's sessions, its propagator and
 /// (later) its replicas. Holding it holds the file's instance lock.
-#[derive(Debug)]
 pub struct Database {
     path: PathBuf,
     /// Holds the file of an in-memory database; `None` for a named file.
@@ -330,6 +338,19 @@ pub struct Database {
     read_only: bool,
     /// How long a writer waits for another session's write lock.
     lock_wait: Duration,
+    /// Set once when the instance joins an HA group: every session's commit
+    /// passes through it.
+    gate: std::sync::OnceLock<Arc<dyn CommitGate>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .field("gated", &self.gate.get().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 const META_SQL: &str = "
@@ -389,6 +410,7 @@ impl Database {
             lock: parking_lot::Mutex::new(None),
             read_only: false,
             lock_wait,
+            gate: std::sync::OnceLock::new(),
         };
         let conn = db.connect()?;
         db.read_only = conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false);
@@ -591,6 +613,16 @@ impl Database {
 
     pub fn lock_wait(&self) -> Duration {
         self.lock_wait
+    }
+
+    /// Route every session's commit through `gate` from now on; `false` if
+    /// one was set already.
+    pub fn set_commit_gate(&self, gate: Arc<dyn CommitGate>) -> bool {
+        self.gate.set(gate).is_ok()
+    }
+
+    pub fn commit_gate(&self) -> Option<&Arc<dyn CommitGate>> {
+        self.gate.get()
     }
 
     /// A new SQLite connection on the database file.

@@ -1,7 +1,9 @@
 //! The HTTP status port: `GET /health` answers 200 with a JSON body (the
 //! instance's name, version, uptime, sessions and loaded tables) while the
 //! server serves, and 503 once it is stopping, which is what a load
-//! balancer's HTTP check needs. Requests are one line and a few headers, so
+//! balancer's HTTP check needs. On a group member, `GET /role/primary` and
+//! `GET /role/readable` answer HAProxy's checks for the group's endpoints,
+//! and `GET /group` gives the member's state. Requests are one line and a few headers, so
 //! this reads at most 8 KiB per request and answers with `Connection:
 //! close`; no HTTP library is needed for that.
 
@@ -66,8 +68,37 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             };
             respond(&mut stream, code, "application/json", &body).await
         }
+        "/role/primary" | "/role/readable" | "/group" => {
+            let (code, body) = group_role(shared, path);
+            let body = if method == "HEAD" {
+                String::new()
+            } else {
+                body
+            };
+            respond(&mut stream, code, "application/json", &body).await
+        }
         _ => respond(&mut stream, 404, "text/plain", "not found: try /health\n").await,
     }
+}
+
+/// A group member's role, for HAProxy's checks: `/role/primary` answers 200
+/// only on the primary with writes open, `/role/readable` only while the
+/// member serves reads within the group's lag bound; `/group` is the
+/// member's whole state. 503 otherwise (and on an instance in no group, or
+/// one that is stopping).
+fn group_role(shared: &Shared, path: &str) -> (u16, String) {
+    let Some(group) = shared.instance.services().group.get() else {
+        return (503, "{\"error\": \"this instance is not a member of a group\"}\n".into());
+    };
+    let serving = !shared.stopping.is_cancelled() && !shared.instance.is_closed();
+    let status = group.status();
+    let yes = serving
+        && match path {
+            "/role/primary" => group.is_writable_primary(),
+            "/role/readable" => group.is_readable(),
+            _ => true,
+        };
+    (if yes { 200 } else { 503 }, format!("{status}\n"))
 }
 
 fn health(shared: &Shared) -> (u16, String) {

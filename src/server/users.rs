@@ -4,7 +4,9 @@
 //! never as text; they appear in no message, log or file of ours.
 //!
 //! A users file has one `user:password` per line (`#` starts a comment, an
-//! empty password is allowed). The check user, for HAProxy's `option
+//! empty password is allowed), or `user:$lw-sha$<hex>$<hex>` with the two
+//! digests instead of the password (what `lakewave group init` writes, so
+//! that no password is kept in a file). The check user, for HAProxy's `option
 //! mysql-check`, logs in without a password and may run no statement.
 
 use std::collections::BTreeMap;
@@ -57,6 +59,43 @@ impl Account {
             has_password: !password.is_empty(),
             check_only: false,
         }
+    }
+
+    /// The users-file line that keeps `password` only as its digests.
+    pub fn digest_line(name: &str, password: &str) -> String {
+        let account = Account::new(name, password);
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        if !account.has_password {
+            return format!("{name}:");
+        }
+        format!(
+            "{name}:{DIGEST_PREFIX}{}${}",
+            hex(&account.native),
+            hex(&account.sha2)
+        )
+    }
+
+    /// An account from a users file's digest form, if `secret` is one.
+    fn from_digests(name: &str, secret: &str) -> Option<Account> {
+        let digests = secret.strip_prefix(DIGEST_PREFIX)?;
+        let (native, sha2) = digests.split_once('$')?;
+        let unhex = |text: &str| -> Option<Vec<u8>> {
+            (text.len() % 2 == 0)
+                .then(|| {
+                    (0..text.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+                        .collect::<Option<Vec<u8>>>()
+                })
+                .flatten()
+        };
+        Some(Account {
+            name: name.to_string(),
+            native: unhex(native)?.try_into().ok()?,
+            sha2: unhex(sha2)?.try_into().ok()?,
+            has_password: true,
+            check_only: false,
+        })
     }
 
     fn check_user(name: &str) -> Account {
@@ -119,6 +158,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Marks a users-file secret that is the password's digests.
+const DIGEST_PREFIX: &str = "$lw-sha$";
+
 /// Every account of a server.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
@@ -179,7 +221,17 @@ impl Users {
             if users.accounts.contains_key(name) {
                 return Err((index + 1, format!("user '{name}' appears twice")));
             }
-            users.add(Account::new(name, password));
+            let account = if password.starts_with(DIGEST_PREFIX) {
+                Account::from_digests(name, password).ok_or_else(|| {
+                    (
+                        index + 1,
+                        format!("user '{name}': a digest is {DIGEST_PREFIX}<40 hex digits>$<64 hex digits>"),
+                    )
+                })?
+            } else {
+                Account::new(name, password)
+            };
+            users.add(account);
         }
         if users.accounts.is_empty() {
             return Err((0, "names no user".into()));
@@ -219,6 +271,22 @@ mod tests {
         salted.extend_from_slice(scramble);
         let mask = sha256(&salted);
         stage1.iter().zip(mask).map(|(a, b)| a ^ b).collect()
+    }
+
+    #[test]
+    fn a_digest_line_logs_in_with_the_password_it_does_not_contain() {
+        let line = Account::digest_line("app", "pa:ss word");
+        assert!(!line.contains("pa:ss word"), "{line}");
+        let users = Users::parse(&format!("{line}\nother:plain\n")).unwrap();
+        let account = users.get("app").unwrap();
+        let scramble = b"abcdefghij0123456789";
+        assert!(account.verify_native(scramble, &native_response("pa:ss word", scramble)));
+        assert!(account.verify_sha2(scramble, &sha2_response("pa:ss word", scramble)));
+        assert!(account.verify_plain("pa:ss word"));
+        assert!(!account.verify_plain("pa:ss"));
+        let (line, message) = Users::parse("app:$lw-sha$00$11\n").unwrap_err();
+        assert_eq!(line, 1);
+        assert!(message.contains("digest"), "{message}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Services {
     pub started: Instant,
     /// The MariaDB server that is the DB system, when one is attached.
     pub source: Option<Arc<crate::source::Source>>,
+    /// The HA group this instance is a member of, once it has joined one.
+    pub group: std::sync::OnceLock<Arc<dyn super::Replication>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -71,6 +73,7 @@ impl Services {
             runtime_env,
             started: Instant::now(),
             source: None,
+            group: std::sync::OnceLock::new(),
         })
     }
 

@@ -74,6 +74,9 @@ pub struct Session {
     parsed: Mutex<HashMap<String, Statement>>,
     /// The session's connection to the attached server, if one is attached.
     server: Option<crate::source::ServerConnection>,
+    /// A group member's applier: runs what the group's log says, so its
+    /// statements are not routed through the group again.
+    applier: bool,
 }
 
 /// Statements a session keeps parsed, and the longest text it keeps (a bulk
@@ -145,7 +148,31 @@ impl Session {
             gate: tokio::sync::Mutex::new(()),
             parsed: Mutex::new(HashMap::new()),
             server,
+            applier: false,
         })
+    }
+
+    /// A group member's applier session: it runs the statements of the
+    /// group's log, and `before_commit` records the log position inside
+    /// each transaction it commits.
+    pub fn open_applier(
+        services: Arc<Services>,
+        before_commit: crate::rowstore::BeforeCommit,
+    ) -> Result<Session> {
+        let mut session = Session::open(services, "lakewave.group", "localhost")?;
+        session.applier = true;
+        session.conn.set_before_commit(Some(before_commit));
+        Ok(session)
+    }
+
+    /// Run the next statements in `database` (the one a replicated
+    /// statement was written in); the default one when it no longer exists,
+    /// as the statement then fails the same way on every member.
+    pub fn set_current_database(&self, database: &str) {
+        if self.services.catalog.has_database(database) {
+            self.settings.lock().database = database.to_string();
+            self.slot.set_database(database);
+        }
     }
 
     /// The attached server and this session's connection to it, when the
@@ -247,6 +274,22 @@ impl Session {
                     .await;
                 last = Some(outcome?);
                 continue;
+            }
+            if !self.applier
+                && let Some(group) = self.services.group.get().cloned()
+            {
+                match self.group_route(piece) {
+                    super::replicated::GroupRoute::Replicate => {
+                        let outcome = self
+                            .replicate_statement(group.as_ref(), piece, !params.is_empty())
+                            .await;
+                        last = Some(outcome?);
+                        continue;
+                    }
+                    super::replicated::GroupRoute::Write => group.check_writable(piece)?,
+                    super::replicated::GroupRoute::Read => group.before_read(piece).await?,
+                    super::replicated::GroupRoute::Local => {}
+                }
             }
             // `?` markers bind in order, as the endpoints number them.
             let numbered =

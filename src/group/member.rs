@@ -1,0 +1,542 @@
+//! One member of an HA group, running inside an instance: its Raft (log,
+//! state machine, transport), the commit gate every session's transaction
+//! passes, what sessions ask of the group (writable? read barrier,
+//! replicated statements) and its role as the status port reports it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::GroupError;
+use super::file::{GroupFile, MemberKind, MemberSpec};
+use super::log::LogStore;
+use super::raft::{self, Network, Raft, Request, Token};
+use super::state::{Handover, Pending, StateMachine, Waiter, write_applied};
+use crate::cancel::Cancel;
+use crate::instance::Instance;
+use crate::rowstore::changeset::Captured;
+use crate::rowstore::{CommitGate, CommitTicket};
+use crate::sql::{QueryResult, Replication, abbreviate};
+
+/// How often a member looks at the group's membership (replicas to add).
+const RECONCILE_EVERY: Duration = Duration::from_millis(500);
+
+/// A running member. Dropping it does not stop it; [`Member::stop`] does.
+pub struct Member {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    spec: MemberSpec,
+    file: GroupFile,
+    raft: Raft,
+    log: LogStore,
+    pending: Arc<Pending>,
+    incarnation: u64,
+    sequence: AtomicU64,
+    runtime: tokio::runtime::Handle,
+    /// Closed on the primary for a controlled switchover: writes wait out.
+    writes_open: AtomicBool,
+    /// When a leader last reached this member.
+    last_contact: Mutex<Option<Instant>>,
+    started: Instant,
+    stopping: Cancel,
+}
+
+fn incarnation() -> u64 {
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system's random source");
+    u64::from_le_bytes(bytes)
+}
+
+impl Member {
+    /// Join `instance` to the group of `file` as `name`: open the member's
+    /// log, start its Raft and its Raft port, and route every session's
+    /// commits and statements through the group from now on. Voting members
+    /// form the group the first time they start (all with the same list).
+    pub fn start(instance: &Arc<Instance>, file: GroupFile, name: &str) -> crate::Result<Member> {
+        let spec = file.member(name)?.clone();
+        let services = Arc::clone(instance.services());
+        if services.source.is_some() {
+            return Err(GroupError::Unsupported {
+                member: spec.name.clone(),
+                what: "an HA group of instances attached to a MariaDB server (the server has its \
+                       own replication)"
+                    .into(),
+            }
+            .into());
+        }
+        if services.db.is_scratch() {
+            return Err(GroupError::Unsupported {
+                member: spec.name.clone(),
+                what: "a group member without a database file".into(),
+            }
+            .into());
+        }
+        std::fs::create_dir_all(&spec.dir).map_err(|e| GroupError::File {
+            path: spec.dir.display().to_string(),
+            message: format!("the member's directory cannot be created: {e}"),
+        })?;
+        let log = LogStore::open(&spec.dir.join("raft.db"))?;
+        let pending = Arc::new(Pending::default());
+        let incarnation = incarnation();
+        let machine = StateMachine::open(
+            Arc::clone(&services),
+            Arc::clone(&pending),
+            (spec.id, incarnation),
+        )?;
+        let config = Config {
+            cluster_name: file.name.clone(),
+            heartbeat_interval: 150,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: SnapshotPolicy::Never,
+            max_payload_entries: 64,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| GroupError::Raft {
+            member: spec.name.clone(),
+            action: "configuring Raft",
+            message: e.to_string(),
+        })?;
+        let runtime = instance.handle();
+        let raft = runtime
+            .block_on(Raft::new(
+                spec.id,
+                Arc::new(config),
+                Network::default(),
+                log.clone(),
+                machine,
+            ))
+            .map_err(|e| GroupError::Raft {
+                member: spec.name.clone(),
+                action: "starting Raft",
+                message: e.to_string(),
+            })?;
+        let address = file.raft_address(&spec);
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(&address))
+            .map_err(|source| GroupError::Listen {
+                member: spec.name.clone(),
+                address: address.clone(),
+                source,
+            })?;
+        let inner = Arc::new(Inner {
+            spec,
+            file,
+            raft: raft.clone(),
+            log,
+            pending,
+            incarnation,
+            sequence: AtomicU64::new(0),
+            runtime: runtime.clone(),
+            writes_open: AtomicBool::new(true),
+            last_contact: Mutex::new(None),
+            started: Instant::now(),
+            stopping: Cancel::new(),
+        });
+        let contact = {
+            let inner = Arc::downgrade(&inner);
+            Arc::new(move || {
+                if let Some(inner) = inner.upgrade() {
+                    *inner.last_contact.lock() = Some(Instant::now());
+                }
+            })
+        };
+        runtime.spawn(raft::serve(
+            listener,
+            raft.clone(),
+            contact,
+            inner.stopping.clone(),
+        ));
+        if inner.spec.role == MemberKind::Voter {
+            let voters: BTreeMap<u64, BasicNode> = inner
+                .file
+                .voters()
+                .map(|m| (m.id, BasicNode::new(inner.file.raft_address(m))))
+                .collect();
+            let initialized = runtime.block_on(raft.is_initialized()).unwrap_or(true);
+            if !initialized {
+                // Every voter proposes the same list; all but one are told
+                // the group exists, which is what they wanted.
+                let _ = runtime.block_on(raft.initialize(voters));
+            }
+        }
+        runtime.spawn(reconcile(Arc::downgrade(&inner)));
+        let member = Member { inner };
+        services.db.set_commit_gate(Arc::new(Gate(Arc::clone(&member.inner))));
+        let _ = services
+            .group
+            .set(Arc::new(Sessions(Arc::clone(&member.inner))));
+        Ok(member)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.spec.name
+    }
+
+    /// `GET /role/primary`: the primary, with writes open.
+    pub fn is_writable_primary(&self) -> bool {
+        self.inner.ready_primary() && self.inner.writes_open.load(Ordering::Acquire)
+    }
+
+    /// `GET /role/readable`: can serve reads within the lag bound.
+    pub fn is_readable(&self) -> bool {
+        self.inner.readable()
+    }
+
+    /// Close or open writes on this member (a switchover closes them on the
+    /// primary first).
+    pub fn set_writes_open(&self, open: bool) {
+        self.inner.writes_open.store(open, Ordering::Release);
+    }
+
+    /// The member's state as `lakewave group status` shows it.
+    pub fn status(&self) -> serde_json::Value {
+        self.inner.status()
+    }
+
+    /// Stop taking part: the Raft port closes and Raft shuts down.
+    pub fn stop(&self) {
+        self.inner.stopping.cancel();
+        let raft = self.inner.raft.clone();
+        let _ = self
+            .inner
+            .runtime
+            .block_on(async move { tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await });
+    }
+}
+
+impl Inner {
+    fn metrics(&self) -> openraft::RaftMetrics<u64, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The leader of the current term, with everything before its term
+    /// applied (openraft commits a blank entry when a term starts).
+    fn ready_primary(&self) -> bool {
+        let m = self.metrics();
+        m.state == ServerState::Leader
+            && m.current_leader == Some(self.spec.id)
+            && m.last_applied
+                .is_some_and(|applied| applied.leader_id.term == m.current_term)
+    }
+
+    fn readable(&self) -> bool {
+        if self.ready_primary() {
+            return true;
+        }
+        let m = self.metrics();
+        let recent = self
+            .last_contact
+            .lock()
+            .is_some_and(|at| at.elapsed() <= self.file.max_replica_lag);
+        let caught_up = m.last_log_index == m.last_applied.map(|l| l.index);
+        m.current_leader.is_some() && recent && caught_up
+    }
+
+    fn member_name(&self, id: Option<u64>) -> Option<String> {
+        id.and_then(|id| self.file.member_by_id(id))
+            .map(|m| m.name.clone())
+    }
+
+    fn not_primary(&self, statement: &str) -> crate::Error {
+        let m = self.metrics();
+        GroupError::NotPrimary {
+            member: self.spec.name.clone(),
+            primary: self.member_name(m.current_leader),
+            statement: abbreviate(statement),
+        }
+        .into()
+    }
+
+    fn check_writable(&self, statement: &str) -> crate::Result<()> {
+        if !self.writes_open.load(Ordering::Acquire) {
+            return Err(GroupError::WritesClosed {
+                member: self.spec.name.clone(),
+                statement: abbreviate(statement),
+            }
+            .into());
+        }
+        if self.ready_primary() {
+            Ok(())
+        } else {
+            Err(self.not_primary(statement))
+        }
+    }
+
+    fn token(&self) -> Token {
+        Token {
+            member: self.spec.id,
+            incarnation: self.incarnation,
+            sequence: self.sequence.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn proposal_error(&self, error: RaftError<u64, ClientWriteError<u64, BasicNode>>, statement: &str) -> crate::Error {
+        match error {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_primary(statement),
+            other => GroupError::Raft {
+                member: self.spec.name.clone(),
+                action: "replicating a commit",
+                message: other.to_string(),
+            }
+            .into(),
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let m = self.metrics();
+        let role = if m.state == ServerState::Leader {
+            "primary"
+        } else if self.spec.role == MemberKind::Replica {
+            "replica"
+        } else {
+            "secondary"
+        };
+        let state = if m.running_state.is_err() {
+            "ERROR"
+        } else if self.readable() {
+            "ONLINE"
+        } else {
+            "RECOVERING"
+        };
+        let replication: serde_json::Map<String, serde_json::Value> = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|(id, matched)| {
+                        let name = self.member_name(Some(*id))?;
+                        Some((name, json!(matched.map(|l| l.index))))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let membership = m.membership_config.membership();
+        let voters: Vec<String> = membership
+            .voter_ids()
+            .filter_map(|id| self.member_name(Some(id)))
+            .collect();
+        let learners: Vec<String> = membership
+            .learner_ids()
+            .filter_map(|id| self.member_name(Some(id)))
+            .collect();
+        json!({
+            "group": self.file.name,
+            "name": self.spec.name,
+            "id": self.spec.id,
+            "kind": match self.spec.role { MemberKind::Voter => "voter", MemberKind::Replica => "replica" },
+            "role": role,
+            "state": state,
+            "writable": self.ready_primary() && self.writes_open.load(Ordering::Acquire),
+            "writes_open": self.writes_open.load(Ordering::Acquire),
+            "readable": self.readable(),
+            "term": m.current_term,
+            "primary": self.member_name(m.current_leader),
+            "last_log_index": m.last_log_index,
+            "applied_index": m.last_applied.map(|l| l.index),
+            "last_contact_ms": self.last_contact.lock().map(|at| at.elapsed().as_millis() as u64),
+            "replication": replication,
+            "voters": voters,
+            "learners": learners,
+            "shape": self.file.shape,
+            "config": self.file.config,
+            "log_file": self.log.path().display().to_string(),
+            "pid": std::process::id(),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "error": m.running_state.as_ref().err().map(|e| e.to_string()),
+        })
+    }
+}
+
+/// Keeps the membership what the file says: the primary adds the read
+/// replicas as learners (non-voting, asynchronous).
+async fn reconcile(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(RECONCILE_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.stopping.is_cancelled() {
+            return;
+        }
+        if !inner.ready_primary() {
+            continue;
+        }
+        let m = inner.metrics();
+        let known: BTreeSet<u64> = m.membership_config.membership().nodes().map(|(id, _)| *id).collect();
+        let missing: BTreeMap<u64, BasicNode> = inner
+            .file
+            .replicas()
+            .filter(|r| !known.contains(&r.id))
+            .map(|r| (r.id, BasicNode::new(inner.file.raft_address(r))))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let raft = inner.raft.clone();
+        drop(inner);
+        for (id, node) in missing {
+            let _ = raft.add_learner(id, node, false).await;
+        }
+    }
+}
+
+/// Every session's commit on this member passes here.
+struct Gate(Arc<Inner>);
+
+struct Ticket(Option<tokio::sync::oneshot::Sender<bool>>);
+
+impl CommitTicket for Ticket {
+    fn finished(mut self: Box<Self>, committed: bool) {
+        if let Some(done) = self.0.take() {
+            let _ = done.send(committed);
+        }
+    }
+}
+
+impl CommitGate for Gate {
+    fn prepare(&self, conn: &Connection, captured: Captured) -> crate::Result<Box<dyn CommitTicket>> {
+        let inner = &self.0;
+        if captured.catalog_changed {
+            return Err(GroupError::OutsideTheLog {
+                member: inner.spec.name.clone(),
+            }
+            .into());
+        }
+        if captured.changes.is_empty() {
+            return Ok(Box::new(Ticket(None)));
+        }
+        inner.check_writable("COMMIT")?;
+        let token = inner.token();
+        let (handover, handed) = std::sync::mpsc::channel();
+        inner.pending.insert(token, Waiter::Commit(handover.clone()));
+        let raft = inner.raft.clone();
+        let request = Request::Changes {
+            origin: token,
+            changes: captured.changes,
+        };
+        let proposer = Arc::clone(inner);
+        inner.runtime.spawn(async move {
+            if let Err(error) = raft.client_write(request).await {
+                let _ = handover.send(Handover::Failed(proposer.proposal_error(error, "COMMIT")));
+            }
+        });
+        let deadline = Instant::now() + inner.file.commit_timeout;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match handed.recv_timeout(wait) {
+                Ok(Handover::Commit { log_id, done }) => {
+                    if let Err(e) = write_applied(conn, &log_id) {
+                        let _ = done.send(false);
+                        return Err(GroupError::Storage {
+                            path: "(the member's database)".into(),
+                            action: "recording the applied position",
+                            source: e,
+                        }
+                        .into());
+                    }
+                    return Ok(Box::new(Ticket(Some(done))));
+                }
+                Ok(Handover::Failed(error)) => {
+                    if inner.pending.take(&token).is_some() {
+                        return Err(error);
+                    }
+                    // The state machine took the proposal: its commit is coming.
+                }
+                Err(_) => {
+                    if inner.pending.take(&token).is_some() {
+                        return Err(GroupError::CommitUnknown {
+                            member: inner.spec.name.clone(),
+                            waited: inner.file.commit_timeout,
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What sessions on this member ask of the group.
+struct Sessions(Arc<Inner>);
+
+#[async_trait]
+impl Replication for Sessions {
+    fn is_writable_primary(&self) -> bool {
+        self.0.ready_primary() && self.0.writes_open.load(Ordering::Acquire)
+    }
+
+    fn is_readable(&self) -> bool {
+        self.0.readable()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        self.0.status()
+    }
+
+    fn check_writable(&self, statement: &str) -> crate::Result<()> {
+        self.0.check_writable(statement)
+    }
+
+    async fn before_read(&self, statement: &str) -> crate::Result<()> {
+        let inner = &self.0;
+        if inner.metrics().state != ServerState::Leader {
+            return Ok(());
+        }
+        match inner.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(inner.not_primary(statement)),
+        }
+    }
+
+    async fn replicate(&self, text: &str, database: &str) -> crate::Result<QueryResult> {
+        let inner = Arc::clone(&self.0);
+        let token = inner.token();
+        let (outcome_tx, outcome) = tokio::sync::oneshot::channel();
+        inner.pending.insert(token, Waiter::Statement(outcome_tx));
+        let request = Request::Statement {
+            origin: token,
+            database: database.to_string(),
+            text: text.to_string(),
+        };
+        let proposed =
+            tokio::time::timeout(inner.file.commit_timeout, inner.raft.client_write(request)).await;
+        let failure = match proposed {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(inner.proposal_error(error, text)),
+            Err(_) => Some(
+                GroupError::CommitUnknown {
+                    member: inner.spec.name.clone(),
+                    waited: inner.file.commit_timeout,
+                }
+                .into(),
+            ),
+        };
+        if let Some(error) = failure
+            && inner.pending.take(&token).is_some()
+        {
+            return Err(error);
+        }
+        // Applied here before client_write returned.
+        match outcome.await {
+            Ok(result) => result,
+            Err(_) => Err(GroupError::Raft {
+                member: inner.spec.name.clone(),
+                action: "running a replicated statement",
+                message: "the state machine stopped".into(),
+            }
+            .into()),
+        }
+    }
+}

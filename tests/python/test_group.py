@@ -1,0 +1,364 @@
+"""An HA group: three voting members and a read replica, each a `lakewave
+serve --group` process, with Debian's HAProxy in front, all started by
+`lakewave group start` from a file `lakewave group init` wrote. Clients are
+PyMySQL through the group's endpoints and straight to members. The primary is
+SIGKILLed, under a write load too, and nothing acknowledged may be lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
+from pathlib import Path
+
+import pymysql
+import pytest
+from support import wait_for
+
+PASSWORD = "group pw"
+USER = "app"
+
+
+def lakewave(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "lakewave", *args], capture_output=True, text=True, timeout=timeout
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"lakewave {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def free_block(size: int) -> int:
+    """A first port such that `size` ports from it are free on loopback."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - size)
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError("no free block of ports")
+
+
+class Group:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.file = folder / "group.toml"
+        self.base = free_block(3 + 4 * 4)
+        lakewave(
+            "group", "init", str(self.file), "--dir", str(folder), "--members", "3", "--replicas", "1",
+            "--base-port", str(self.base), "--user", USER, "--password", PASSWORD,
+        )  # fmt: skip
+        self.spec = json.loads(subprocess.check_output([sys.executable, "-c", (
+            "import json, sys, lakewave.group as g; print(json.dumps(g.read_file(sys.argv[1])))"
+        ), str(self.file)]))  # fmt: skip
+        self.members = {m["name"]: m for m in self.spec["members"]}
+
+    def status(self) -> dict:
+        return json.loads(lakewave("group", "status", str(self.file), "--json").stdout)
+
+    def primary(self) -> str | None:
+        return self.status()["primary"]
+
+    def connect(self, port: int, **kwargs) -> pymysql.Connection:
+        return pymysql.connect(
+            host="127.0.0.1", port=port, user=USER, password=PASSWORD, autocommit=True,
+            connect_timeout=5, read_timeout=30, write_timeout=30, **kwargs,
+        )  # fmt: skip
+
+    def member(self, name: str, **kwargs) -> pymysql.Connection:
+        return self.connect(self.members[name]["mysql_port"], **kwargs)
+
+    def read_write(self) -> pymysql.Connection:
+        return self.connect(self.spec["read_write_port"])
+
+    def read_only(self) -> pymysql.Connection:
+        return self.connect(self.spec["read_only_port"])
+
+    def role(self, name: str, path: str) -> int:
+        url = f"http://127.0.0.1:{self.members[name]['status_port']}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                return answer.status
+        except urllib.error.HTTPError as answer:
+            return answer.code
+
+    def pid(self, name: str) -> int:
+        return int((Path(self.members[name]["dir"]) / "lakewave.pid").read_text())
+
+    def applied(self, name: str) -> int:
+        for m in self.status()["members"]:
+            if m["name"] == name:
+                return m["applied_index"] or 0
+        raise KeyError(name)
+
+    def wait_caught_up(self, timeout: float = 30) -> None:
+        """Every running member has applied what the primary has."""
+
+        def caught_up() -> bool:
+            current = self.status()
+            primary = next((m for m in current["members"] if m["name"] == current["primary"]), None)
+            if primary is None:
+                return False
+            target = primary["applied_index"]
+            return all(
+                m["applied_index"] is not None and m["applied_index"] >= target
+                for m in current["members"]
+                if m["state"] != "OFFLINE"
+            )
+
+        wait_for(caught_up, timeout, "every member to catch up")
+
+
+def rows(conn: pymysql.Connection, sql: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return list(cur.fetchall())
+
+
+def execute(conn: pymysql.Connection, sql: str, args=None) -> int:
+    with conn.cursor() as cur:
+        return cur.execute(sql, args)
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("group")
+    g = Group(folder)
+    started = lakewave("group", "start", str(g.file), timeout=180)
+    assert "primary" in started.stdout, started.stdout
+    yield g
+    lakewave("group", "stop", str(g.file), check=False, timeout=120)
+    for m in g.members.values():
+        log = Path(m["dir"]) / "lakewave.log"
+        if log.exists():
+            sys.stderr.write(f"--- {m['name']} ---\n{log.read_text(errors='replace')[-3000:]}\n")
+
+
+def test_status_names_the_endpoints_every_member_and_its_role(group):
+    current = group.status()
+    assert current["endpoints"]["read_write"] == f"127.0.0.1:{group.spec['read_write_port']}"
+    assert current["endpoints"]["read_only"] == f"127.0.0.1:{group.spec['read_only_port']}"
+    roles = sorted(m["role"] for m in current["members"])
+    assert roles == ["primary", "replica", "secondary", "secondary"], current
+    for m in current["members"]:
+        assert m["state"] == "ONLINE", m
+        assert m["pid"] == group.pid(m["name"])
+        assert m["shape"] == {"nodes": "1", "memory_per_node": "1GiB", "threads": "2"}
+        assert m["differs"] == {}
+        assert m["mysql_port"] == group.members[m["name"]]["mysql_port"]
+    primary = current["primary"]
+    # What HAProxy checks.
+    for name in group.members:
+        assert group.role(name, "/role/primary") == (200 if name == primary else 503)
+        assert group.role(name, "/role/readable") == 200
+    text = lakewave("group", "status", str(group.file)).stdout
+    assert primary in text and "ONLINE" in text
+    # The users file keeps digests only.
+    users = (group.folder / "users").read_text()
+    assert PASSWORD not in users and "$lw-sha$" in users
+    assert oct((group.folder / "users").stat().st_mode & 0o777) == "0o600"
+
+
+def test_commits_reach_every_member_with_the_same_rows(group):
+    rw = group.read_write()
+    execute(rw, "CREATE DATABASE shop")
+    execute(rw, "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(30), n DECIMAL(10,2), r DOUBLE)")
+    execute(rw, "INSERT INTO shop.t (v, n, r) VALUES ('a', 1.50, RAND()), ('b', 2.25, RAND())")
+    execute(rw, "BEGIN")
+    for i in range(50):
+        execute(rw, "INSERT INTO shop.t (v, n, r) VALUES (%s, %s, RAND())", (f"row {i}", Decimal(i) / 4))
+    execute(rw, "UPDATE shop.t SET r = RAND() WHERE id <= 10")
+    execute(rw, "DELETE FROM shop.t WHERE id = 3")
+    execute(rw, "COMMIT")
+    # A rolled-back transaction leaves nothing anywhere.
+    execute(rw, "BEGIN")
+    execute(rw, "INSERT INTO shop.t (v) VALUES ('rolled back')")
+    execute(rw, "ROLLBACK")
+    expected = rows(rw, "SELECT * FROM shop.t ORDER BY id")
+    assert len(expected) == 51
+    assert not any(r[1] == "rolled back" for r in expected)
+    group.wait_caught_up()
+    for name in group.members:
+        with group.member(name) as conn:
+            # RAND() was drawn once, on the primary: the row images travel.
+            assert rows(conn, "SELECT * FROM shop.t ORDER BY id") == expected, name
+    with group.read_only() as ro:
+        assert rows(ro, "SELECT count(*) FROM shop.t") == [(51,)]
+    rw.close()
+
+
+def test_writes_on_a_secondary_or_replica_are_refused_and_it_keeps_serving(group):
+    primary = group.primary()
+    for name in group.members:
+        if name == primary:
+            continue
+        with group.member(name) as conn:
+            for statement in (
+                "INSERT INTO shop.t (v) VALUES ('nope')",
+                "UPDATE shop.t SET v = 'x'",
+                "CREATE TABLE shop.u (id INT PRIMARY KEY)",
+                "DROP TABLE shop.t",
+            ):
+                with pytest.raises(pymysql.err.MySQLError) as refused:
+                    execute(conn, statement)
+                assert refused.value.args[0] == 1290, (name, statement, refused.value)
+                assert primary in refused.value.args[1]
+            assert rows(conn, "SELECT count(*) FROM shop.t") == [(51,)]
+    with group.read_only() as ro, pytest.raises(pymysql.err.MySQLError) as refused:
+        execute(ro, "INSERT INTO shop.t (v) VALUES ('nope')")
+    assert refused.value.args[0] == 1290
+
+
+def test_ddl_and_secondary_load_run_on_every_member(group):
+    with group.read_write() as rw:
+        execute(rw, "CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), region VARCHAR(10))")
+        execute(rw, "INSERT INTO shop.orders VALUES " + ", ".join(f"({i}, {i}.25, 'r{i % 3}')" for i in range(1, 201)))
+        execute(rw, "ALTER TABLE shop.orders SECONDARY_LOAD")
+        execute(rw, "INSERT INTO shop.orders VALUES (1000, 5.00, 'r9')")
+        execute(rw, "ALTER TABLE shop.orders ADD COLUMN note VARCHAR(20)")
+        # An error is the same on every member and changes nothing.
+        with pytest.raises(pymysql.err.MySQLError) as exists:
+            execute(rw, "CREATE TABLE shop.orders (id INT PRIMARY KEY)")
+        assert exists.value.args[0] == 1050
+        expected = rows(rw, "SELECT region, count(*), sum(amount) FROM shop.orders GROUP BY region ORDER BY region")
+    group.wait_caught_up()
+    for name in group.members:
+        with group.member(name) as conn:
+            execute(conn, "SET use_secondary_engine = FORCED")
+
+            def fresh(conn=conn) -> bool:
+                return rows(conn, "SELECT count(*) FROM shop.orders") == [(201,)]
+
+            wait_for(fresh, 20, f"{name}'s cluster to have the propagated row")
+            assert rows(conn, "SELECT region, count(*), sum(amount) FROM shop.orders GROUP BY region ORDER BY region") == expected
+            loaded = rows(conn, "SELECT LOAD_STATUS FROM performance_schema.rpd_tables t JOIN performance_schema.rpd_table_id i ON t.ID = i.ID WHERE i.TABLE_NAME = 'orders'")
+            assert loaded and loaded[0][0] == "AVAIL_RPDGSTABSTATE", (name, loaded)
+            columns = [r[0] for r in rows(conn, "SHOW COLUMNS FROM shop.orders")]
+            assert columns == ["id", "amount", "region", "note"], name
+
+
+def wait_new_primary(group: Group, old: str, timeout: float = 30) -> str:
+    found: list[str] = []
+
+    def elected() -> bool:
+        current = group.status()
+        p = current["primary"]
+        if p and p != old:
+            found.append(p)
+            return True
+        return False
+
+    wait_for(elected, timeout, "a new primary")
+    return found[-1]
+
+
+def test_killing_the_primary_loses_nothing_acknowledged_and_the_endpoint_follows(group):
+    old = group.primary()
+    acknowledged: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        next_id = 100_000
+        conn = None
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    conn = group.read_write()
+                execute(conn, "INSERT INTO shop.t (id, v) VALUES (%s, 'load')", (next_id,))
+                acknowledged.append(next_id)
+            except pymysql.err.MySQLError as e:
+                failures.append(repr(e))
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+                time.sleep(0.1)
+                # The row may or may not have committed: never reuse its id.
+            next_id += 1
+        if conn is not None:
+            conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    wait_for(lambda: len(acknowledged) >= 30, 30, "writes before the kill")
+    os.kill(group.pid(old), signal.SIGKILL)
+    new = wait_new_primary(group, old)
+    count_at_failover = len(acknowledged)
+    wait_for(lambda: len(acknowledged) >= count_at_failover + 30, 60, "writes through the endpoint after failover")
+    stop.set()
+    thread.join(30)
+    assert failures, "the kill should have interrupted the writer at least once"
+    assert new != old
+    with group.read_write() as rw:
+        present = {r[0] for r in rows(rw, "SELECT id FROM shop.t WHERE id >= 100000")}
+        assert set(acknowledged) <= present, sorted(set(acknowledged) - present)[:10]
+        assert rows(rw, "SELECT @@hostname") == [(new,)]
+    assert group.role(new, "/role/primary") == 200
+
+    # The old primary comes back as a secondary and catches up.
+    lakewave("group", "start", str(group.file), timeout=180)
+    group.wait_caught_up(60)
+    current = group.status()
+    roles = {m["name"]: m["role"] for m in current["members"]}
+    assert roles[old] == "secondary" and roles[new] == "primary", roles
+    with group.read_write() as rw:
+        expected = rows(rw, "SELECT * FROM shop.t ORDER BY id")
+    for name in group.members:
+        with group.member(name) as conn:
+            assert rows(conn, "SELECT * FROM shop.t ORDER BY id") == expected, name
+
+
+def test_a_lost_majority_stops_commits_with_a_clear_error_and_no_half_commit(group):
+    primary = group.primary()
+    secondaries = [n for n in group.members if group.members[n]["role"] == "voter" and n != primary]
+    for name in secondaries:
+        os.kill(group.pid(name), signal.SIGKILL)
+    with group.member(primary) as conn:
+        with pytest.raises(pymysql.err.MySQLError) as refused:
+            execute(conn, "INSERT INTO shop.t (id, v) VALUES (999999, 'no quorum')")
+        assert refused.value.args[0] in (1290, 3100), refused.value
+        # The session and the server go on: reads still work there.
+        assert rows(conn, "SELECT count(*) FROM shop.t WHERE id = 999999") == [(0,)]
+    lakewave("group", "start", str(group.file), timeout=180)
+    group.wait_caught_up(60)
+    with group.read_write() as rw:
+        execute(rw, "INSERT INTO shop.t (id, v) VALUES (999998, 'quorum again')")
+        assert rows(rw, "SELECT v FROM shop.t WHERE id = 999998") == [("quorum again",)]
+
+
+def test_bad_group_commands_fail_with_the_reason(group, tmp_path):
+    even = lakewave("group", "init", str(tmp_path / "g.toml"), "--dir", str(tmp_path), "--members", "2", check=False)
+    assert even.returncode == 1 and "odd number" in even.stderr, even.stderr
+    again = lakewave("group", "init", str(group.file), "--dir", str(tmp_path), check=False)
+    assert again.returncode == 1 and "exists" in again.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text(group.file.read_text().replace("max_replica_lag", "max_replica_lagg"))
+    bad = lakewave("group", "status", str(broken), check=False)
+    assert bad.returncode == 1 and "max_replica_lagg" in bad.stderr, bad.stderr
+    nobody = lakewave("serve", "--group", str(group.file), "--member", "nobody", check=False)
+    assert nobody.returncode == 1 and "no member 'nobody'" in nobody.stderr, nobody.stderr
+    # A member already running holds its database: a second process is refused.
+    twice = lakewave("serve", "--group", str(group.file), "--member", "m1", check=False, timeout=60)
+    assert twice.returncode == 1, twice.stdout
+    config = lakewave("group", "haproxy-config", str(group.file)).stdout
+    assert "GET /role/primary" in config and f":{group.spec['read_write_port']}" in config
