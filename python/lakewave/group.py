@@ -240,8 +240,9 @@ def start_haproxy(file: Path, group: dict[str, Any]) -> int | None:
 
 
 def start(file: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Start every member and replica, then HAProxy; waits until the group
-    has a primary (bounded) and returns its status."""
+    """Start every member and replica that is not running, then HAProxy;
+    waits (bounded) until the group has a primary and every member is
+    ONLINE (caught up, in contact with the primary), and returns its status."""
     group = read_file(file)
     for member in group["members"]:
         start_member(file, group, member, env)
@@ -249,10 +250,11 @@ def start(file: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         current = status(file)
-        if any(m.get("role") == "primary" and m.get("writable") for m in current["members"]):
+        if current["primary"] is not None and all(m["state"] == "ONLINE" for m in current["members"]):
             return current
         time.sleep(0.2)
-    raise TimeoutError(f"the group in {file} elected no primary within {START_TIMEOUT:.0f} s")
+    problems = "; ".join(current["problems"]) or "members still recovering"
+    raise TimeoutError(f"the group in {file} did not come online within {START_TIMEOUT:.0f} s: {problems}")
 
 
 def _differences(group: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:

@@ -494,9 +494,18 @@ impl Replication for Sessions {
         if inner.metrics().state != ServerState::Leader {
             return Ok(());
         }
-        match inner.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(inner.not_primary(statement)),
+        let confirmed =
+            tokio::time::timeout(inner.file.commit_timeout, inner.raft.ensure_linearizable()).await;
+        match confirmed {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(inner.not_primary(statement))
+            }
+            _ => Err(GroupError::Unconfirmed {
+                member: inner.spec.name.clone(),
+                statement: abbreviate(statement),
+            }
+            .into()),
         }
     }
 

@@ -53,6 +53,11 @@ pub enum GroupError {
         primary: Option<String>,
         statement: String,
     },
+    #[error(
+        "member '{member}' could not confirm with a majority of the group that it is still the \
+         primary; `{statement}` was not run (it could miss writes a newer primary acknowledged)"
+    )]
+    Unconfirmed { member: String, statement: String },
     #[error("member '{member}' has closed writes for a switchover; `{statement}` was not run")]
     WritesClosed { member: String, statement: String },
     #[error(
@@ -109,7 +114,9 @@ impl GroupError {
         match self {
             GroupError::File { .. } | GroupError::UnknownMember { .. } => codes::WRONG_ARGUMENTS,
             GroupError::NotPrimary { .. } | GroupError::WritesClosed { .. } => READ_ONLY,
-            GroupError::CommitUnknown { .. } | GroupError::OutsideTheLog { .. } => RUN_HOOK_ERROR,
+            GroupError::CommitUnknown { .. }
+            | GroupError::OutsideTheLog { .. }
+            | GroupError::Unconfirmed { .. } => RUN_HOOK_ERROR,
             GroupError::Raft { .. } => codes::UNKNOWN_ERROR,
             GroupError::Listen { .. } => MySqlCode::new(1081, "08S01"),
             GroupError::Storage { .. } => codes::GET_ERRNO,
