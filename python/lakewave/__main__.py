@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--grace", type=float, default=5.0, help="seconds to wait for connections on stop")
     srv.add_argument("--group", metavar="FILE", help="serve as a member of the HA group in this group file")
     srv.add_argument("--member", metavar="NAME", help="which member of --group this process is")
-    grp = commands.add_parser("group", help="an HA group: init, start, status, stop, haproxy-config")
+    grp = commands.add_parser("group", help="an HA group: init, start, status, switchover, update, stop, haproxy-config")
     actions = grp.add_subparsers(dest="action", required=True)
     g_init = actions.add_parser("init", help="write a group file for a group on loopback")
     g_init.add_argument("file", type=Path)
@@ -343,6 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     g_init.add_argument("--name", help="the group's name (default: the directory's)")
     g_init.add_argument("--user", help="an account for every member (with --password)")
     g_init.add_argument("--password", help="its password (default: $LAKEWAVE_PASSWORD)")
+    g_switch = actions.add_parser("switchover", help="a controlled failover to another voting member")
+    g_switch.add_argument("file", type=Path)
+    g_switch.add_argument("--to", metavar="NAME", help="the new primary (default: the most caught-up secondary)")
+    g_switch.add_argument("--json", action="store_true", help="the steps taken, as JSON")
+    g_update = actions.add_parser("update", help="roll a shape or configuration change through the members")
+    g_update.add_argument("file", type=Path)
+    g_update.add_argument("--shape", default="", metavar="K=V,...", help="nodes, memory_per_node, threads")
+    g_update.add_argument("--config", default="", metavar="K=V,...", help="any connect() option")
+    g_update.add_argument("--json", action="store_true", help="the steps taken, as JSON")
     for action, text in (
         ("start", "start every member and HAProxy"),
         ("status", "each member's role, state, shape, config, position and lag"),
@@ -395,6 +404,22 @@ def group_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         elif args.action == "stop":
             stopped = lw_group.stop(args.file)
             print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+        elif args.action == "switchover":
+            say = None if args.json else print
+            moved = lw_group.switchover(args.file, args.to, log=say)
+            if args.json:
+                print(json.dumps(moved, indent=2))
+            else:
+                print(f"primary: {moved['from']} -> {moved['to']} in {moved['seconds']} s")
+        elif args.action == "update":
+            shape = _pairs(args.shape, "--shape", parser)
+            config = _pairs(args.config, "--config", parser)
+            say = None if args.json else print
+            done = lw_group.update(args.file, shape, config, log=say)
+            if args.json:
+                print(json.dumps(done, indent=2))
+            else:
+                print(lw_group.format_status(done["status"]))
         elif args.action == "haproxy-config":
             print(_internal.group_haproxy_config(os.fspath(args.file)), end="")
     except lw.Error as e:
@@ -404,6 +429,16 @@ def group_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         print(f"lakewave group {args.action}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _pairs(text: str, option: str, parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    pairs = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"{option} takes key=value,..., got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
 
 
 if __name__ == "__main__":

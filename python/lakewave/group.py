@@ -358,6 +358,233 @@ def stop(file: Path) -> list[str]:
     return stopped
 
 
+class GroupCommandError(RuntimeError):
+    """A group command could not do what it was asked; the group is left as
+    the message says."""
+
+
+def _admin(group: dict[str, Any], member: dict[str, Any], action: str, enabled: bool | None = None) -> dict[str, Any]:
+    """An administration request to a member's status port, with the token
+    the member keeps in its directory (loopback only)."""
+    token = (Path(member["dir"]) / "admin.token").read_text().strip()
+    query = "" if enabled is None else f"?enabled={int(enabled)}"
+    request = urllib.request.Request(
+        f"http://{group['host']}:{member['status_port']}/admin/{action}{query}",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as answer:
+        raise GroupCommandError(f"member {member['name']}: {answer.read().decode(errors='replace').strip()}") from None
+
+
+def _haproxy(file: Path, command: str) -> str | None:
+    """A command on HAProxy's runtime API (its stats socket), if it runs."""
+    _, pid_file, sock = haproxy_paths(file)
+    if _read_pid(pid_file) is None or not sock.exists():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(os.fspath(sock))
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _haproxy_server_up(file: Path, backend: str, server: str) -> bool | None:
+    """Whether HAProxy sees `server` of `backend` up (None: no HAProxy)."""
+    answer = _haproxy(file, f"show servers state {backend}")
+    if answer is None:
+        return None
+    for line in answer.splitlines():
+        fields = line.split()
+        # be_id be_name srv_id srv_name srv_addr srv_op_state ...
+        if len(fields) > 5 and fields[1] == backend and fields[3] == server:
+            return fields[5] == "2"
+    return False
+
+
+def _wait(what: str, condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise GroupCommandError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _by_name(group: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["name"]: m for m in group["members"]}
+
+
+def switchover(file: Path, to: str | None = None, log=None) -> dict[str, Any]:
+    """A controlled failover: close writes on the primary, wait until the
+    target secondary has everything, elect it, and wait until the
+    read/write endpoint leads to it. The former primary stays a secondary.
+    Returns the steps taken with their times."""
+    group = read_file(file)
+    members = _by_name(group)
+    current = status(file)
+    old = current["primary"]
+    if old is None:
+        raise GroupCommandError("the group has no primary to switch from")
+    voters = [m for m in current["members"] if m["kind"] == "voter"]
+    if to is None:
+        candidates = [m for m in voters if m["name"] != old and m["state"] == "ONLINE"]
+        if not candidates:
+            raise GroupCommandError("no online secondary to switch to")
+        to = max(candidates, key=lambda m: m["applied_index"] or 0)["name"]
+    target = next((m for m in current["members"] if m["name"] == to), None)
+    if target is None:
+        raise GroupCommandError(f"the group has no member {to!r} (its members: {', '.join(members)})")
+    if target["kind"] != "voter":
+        raise GroupCommandError(f"{to} is a read replica; only a voting member can become the primary")
+    if to == old:
+        raise GroupCommandError(f"{to} is already the primary")
+    if target["state"] != "ONLINE":
+        raise GroupCommandError(f"{to} is {target['state']}; it must be ONLINE to take over")
+    steps: list[dict[str, Any]] = []
+    started = time.time()
+
+    def step(name: str) -> None:
+        steps.append({"step": name, "at": time.time()})
+        if log is not None:
+            log(f"switchover: {name}")
+
+    others = [members[m["name"]] for m in voters if m["name"] != to and m["state"] != "OFFLINE"]
+    try:
+        step(f"close writes on {old}")
+        _admin(group, members[old], "writes", False)
+        for member in others:
+            _admin(group, member, "elect", False)
+        step(f"wait until {to} has everything {old} committed")
+
+        def caught_up() -> bool:
+            report = member_status(group, members[old])
+            matched = (report.get("replication") or {}).get(to)
+            return matched is not None and matched >= (report.get("last_log_index") or 0)
+
+        _wait(f"{to} to catch up with {old}", caught_up, 30)
+        step(f"elect {to}")
+        _admin(group, members[old], "heartbeat", False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            _admin(group, members[to], "campaign")
+            try:
+                _wait(f"{to} to lead", lambda: member_status(group, members[to]).get("writable") is True, 3)
+                break
+            except GroupCommandError:
+                continue
+        else:
+            raise GroupCommandError(f"{to} was not elected within 30 s")
+    finally:
+        for member in [members[m["name"]] for m in voters if m["state"] != "OFFLINE"]:
+            try:
+                _admin(group, member, "heartbeat", True)
+                _admin(group, member, "elect", True)
+            except (OSError, GroupCommandError):
+                pass
+        try:
+            _admin(group, members[old], "writes", True)
+        except (OSError, GroupCommandError):
+            pass
+    step(f"wait until the read/write endpoint leads to {to}")
+    if _haproxy_server_up(file, "read_write", to) is not None:
+        _wait(
+            f"HAProxy to route writes to {to}",
+            lambda: _haproxy_server_up(file, "read_write", to) and not _haproxy_server_up(file, "read_write", old),
+            30,
+        )
+    step("done")
+    return {"from": old, "to": to, "seconds": round(time.time() - started, 3), "steps": steps}
+
+
+def _restart_member(file: Path, group: dict[str, Any], member: dict[str, Any]) -> None:
+    pid = _read_pid(_pid_file(member))
+    if pid is not None:
+        _stop_pid(pid, STOP_TIMEOUT)
+    _pid_file(member).unlink(missing_ok=True)
+    start_member(file, group, member)
+
+
+def _wait_online(file: Path, group: dict[str, Any], member: dict[str, Any], timeout: float = START_TIMEOUT) -> None:
+    """The member is ONLINE and has applied what the primary has."""
+
+    def online() -> bool:
+        report = member_status(group, member)
+        if report.get("state") != "ONLINE":
+            return False
+        primary = next(
+            (member_status(group, m) for m in group["members"] if m["name"] == report.get("primary")), None
+        )
+        return primary is not None and (report.get("applied_index") or 0) >= (primary.get("applied_index") or 0)
+
+    _wait(f"{member['name']} to be online and caught up", online, timeout)
+
+
+def update(
+    file: Path,
+    shape: list[tuple[str, str]],
+    config: list[tuple[str, str]],
+    log=None,
+) -> dict[str, Any]:
+    """A rolling update of the group's shape and configuration, in the order
+    HeatWave's HA DB systems take: read replicas one at a time (drained from
+    the read-only endpoint, restarted with the new settings, caught up, put
+    back), then each secondary, then a controlled switchover to an updated
+    secondary, then the former primary, which rejoins as a secondary.
+    Returns the steps taken with their times."""
+    text = _internal.group_updated_text(os.fspath(file), shape, config)
+    current = status(file)
+    offline = [m["name"] for m in current["members"] if m["state"] != "ONLINE"]
+    if offline:
+        raise GroupCommandError(f"every member must be ONLINE before an update; not: {', '.join(offline)}")
+    if current["primary"] is None:
+        raise GroupCommandError("the group has no primary")
+    temporary = file.with_name(file.name + ".new")
+    temporary.write_text(text)
+    os.replace(temporary, file)
+    group = read_file(file)
+    members = _by_name(group)
+    steps: list[dict[str, Any]] = []
+
+    def step(name: str, member: str | None = None) -> None:
+        steps.append({"step": name, "member": member, "at": time.time()})
+        if log is not None:
+            log(f"update: {name}")
+
+    primary = current["primary"]
+    replicas = [m for m in group["members"] if m["role"] == "replica"]
+    secondaries = [m for m in group["members"] if m["role"] == "voter" and m["name"] != primary]
+    for replica in replicas:
+        step(f"drain {replica['name']} from the read-only endpoint", replica["name"])
+        _haproxy(file, f"set server read_only/{replica['name']} state drain")
+        step(f"update {replica['name']}", replica["name"])
+        _restart_member(file, group, replica)
+        _wait_online(file, group, replica)
+        _haproxy(file, f"set server read_only/{replica['name']} state ready")
+        step(f"{replica['name']} is back", replica["name"])
+    for secondary in secondaries:
+        step(f"update {secondary['name']}", secondary["name"])
+        _restart_member(file, group, secondary)
+        _wait_online(file, group, secondary)
+        step(f"{secondary['name']} is back", secondary["name"])
+    step("switchover")
+    moved = switchover(file, secondaries[0]["name"] if secondaries else None, log=log)
+    step("switchover done")
+    former = members[primary]
+    step(f"update {primary} (the former primary)", primary)
+    _restart_member(file, group, former)
+    _wait_online(file, group, former)
+    step(f"{primary} is back as a secondary", primary)
+    final = status(file)
+    return {"switchover": moved, "steps": steps, "status": final}
+
+
 def format_status(current: dict[str, Any]) -> str:
     lines = [
         f"group {current['group']}: read/write {current['endpoints']['read_write']}, "

@@ -187,10 +187,10 @@ impl GroupFile {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
         .map_err(|e| bad(e.to_string()))?;
-        let max_replica_lag =
-            parse_duration("max_replica_lag", &raw.max_replica_lag).map_err(|e| bad(e.to_string()))?;
-        let commit_timeout =
-            parse_duration("commit_timeout", &raw.commit_timeout).map_err(|e| bad(e.to_string()))?;
+        let max_replica_lag = parse_duration("max_replica_lag", &raw.max_replica_lag)
+            .map_err(|e| bad(e.to_string()))?;
+        let commit_timeout = parse_duration("commit_timeout", &raw.commit_timeout)
+            .map_err(|e| bad(e.to_string()))?;
         if raw.name.trim().is_empty() {
             return Err(bad("name: give the group a name".into()));
         }
@@ -201,11 +201,10 @@ impl GroupFile {
             .count();
         if voters == 0 {
             return Err(bad(
-                "members: the group needs voting members (three for a highly available one)"
-                    .into(),
+                "members: the group needs voting members (three for a highly available one)".into(),
             ));
         }
-        if voters % 2 == 0 {
+        if voters.is_multiple_of(2) {
             return Err(bad(format!(
                 "members: {voters} voting members; give an odd number (a majority of an even \
                  number survives no more failures than one fewer)"
@@ -262,9 +261,9 @@ impl GroupFile {
             }
             members.push(member);
         }
-        let users_file = raw.users_file.map(|f| {
-            if f.is_relative() { folder.join(f) } else { f }
-        });
+        let users_file = raw
+            .users_file
+            .map(|f| if f.is_relative() { folder.join(f) } else { f });
         Ok(GroupFile {
             path: path.to_path_buf(),
             name: raw.name,
@@ -306,7 +305,9 @@ impl GroupFile {
     }
 
     pub fn replicas(&self) -> impl Iterator<Item = &MemberSpec> {
-        self.members.iter().filter(|m| m.role == MemberKind::Replica)
+        self.members
+            .iter()
+            .filter(|m| m.role == MemberKind::Replica)
     }
 
     /// Where a member's Raft endpoint listens.
@@ -328,8 +329,16 @@ impl GroupFile {
     /// members only when no replica can serve.
     pub fn haproxy_config(&self, runtime_socket: Option<&Path>) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HAProxy configuration for lakewave group '{}'", self.name);
-        let _ = writeln!(out, "# written by `lakewave group haproxy-config {}`", self.path.display());
+        let _ = writeln!(
+            out,
+            "# HAProxy configuration for lakewave group '{}'",
+            self.name
+        );
+        let _ = writeln!(
+            out,
+            "# written by `lakewave group haproxy-config {}`",
+            self.path.display()
+        );
         out.push_str("global\n    maxconn 4096\n");
         if let Some(socket) = runtime_socket {
             let _ = writeln!(
@@ -357,7 +366,11 @@ impl GroupFile {
                 self.host,
                 m.mysql_port,
                 m.status_port,
-                if check.is_empty() { String::new() } else { format!(" {check}") }
+                if check.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {check}")
+                }
             );
         };
         let _ = writeln!(
@@ -392,6 +405,40 @@ impl GroupFile {
     }
 }
 
+/// The group file's text with `shape` and `config` keys set to new values
+/// (what `lakewave group update` writes before it rolls the change through
+/// the members). The result is checked as a whole; a bad key or value
+/// leaves the file as it was. Comments are not kept.
+pub fn updated_text(
+    path: &Path,
+    shape: &[(String, String)],
+    config: &[(String, String)],
+) -> Result<String, GroupError> {
+    let bad = |message: String| GroupError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if shape.is_empty() && config.is_empty() {
+        return Err(bad("give --shape or --config changes".into()));
+    }
+    for (section, changes) in [("shape", shape), ("config", config)] {
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(values) = entry else {
+            return Err(bad(format!("[{section}] is not a table")));
+        };
+        for (key, value) in changes {
+            values.insert(key.clone(), toml::Value::String(value.clone()));
+        }
+    }
+    let text = toml::to_string(&table).map_err(|e| bad(e.to_string()))?;
+    GroupFile::parse(path, &text)?;
+    Ok(text)
+}
+
 /// What `lakewave group init` writes: a group on loopback with `members`
 /// voting members and `replicas` read replicas, ports counted up from
 /// `base_port`, data directories under `dir`.
@@ -407,7 +454,7 @@ pub fn init_text(
         path: dir.join("group.toml").display().to_string(),
         message,
     };
-    if members == 0 || members % 2 == 0 {
+    if members == 0 || members.is_multiple_of(2) {
         return Err(bad(format!(
             "--members {members}: give an odd number of voting members (3 for HA)"
         )));
@@ -420,14 +467,21 @@ pub fn init_text(
         )));
     }
     let mut out = String::new();
-    let _ = writeln!(out, "# A lakewave HA group; `lakewave group start` runs it.");
+    let _ = writeln!(
+        out,
+        "# A lakewave HA group; `lakewave group start` runs it."
+    );
     let _ = writeln!(out, "name = {}", toml_string(name));
     let _ = writeln!(out, "host = \"127.0.0.1\"");
     let _ = writeln!(out, "read_write_port = {base_port}");
     let _ = writeln!(out, "read_only_port = {}", base_port + 1);
     let _ = writeln!(out, "haproxy_stats_port = {}", base_port + 2);
     if let Some(users) = users_file {
-        let _ = writeln!(out, "users_file = {}", toml_string(&users.display().to_string()));
+        let _ = writeln!(
+            out,
+            "users_file = {}",
+            toml_string(&users.display().to_string())
+        );
     }
     let _ = writeln!(out, "max_replica_lag = \"5s\"\ncommit_timeout = \"10s\"");
     let _ = writeln!(
@@ -488,13 +542,34 @@ mod tests {
         let good = init_text("g", Path::new("/tmp/g"), 3, 0, 20000, None).unwrap();
         let path = Path::new("/tmp/g/group.toml");
         let cases = [
-            (good.replace("name = \"g\"", "name = \"g\"\ncolour = 1"), "unknown field"),
+            (
+                good.replace("name = \"g\"", "name = \"g\"\ncolour = 1"),
+                "unknown field",
+            ),
             (good.replace("id = 2", "id = 1"), "used twice"),
-            (good.replace("mysql_port = 20007", "mysql_port = 20003"), "used twice"),
-            (good.replace("[config]", "[config]\npropagation_interval = \"fast\""), "propagation_interval"),
-            (good.replace("[config]", "[config]\nbogus = \"1\""), "unknown option"),
-            (good.replace("threads = \"2\"", "threads = \"2\"\ncolour = \"1\""), "[shape] colour"),
-            (good.replace("role = \"voter\"\ndir = \"/tmp/g/m3\"", "role = \"replica\"\ndir = \"/tmp/g/m3\""), "odd number"),
+            (
+                good.replace("mysql_port = 20007", "mysql_port = 20003"),
+                "used twice",
+            ),
+            (
+                good.replace("[config]", "[config]\npropagation_interval = \"fast\""),
+                "propagation_interval",
+            ),
+            (
+                good.replace("[config]", "[config]\nbogus = \"1\""),
+                "unknown option",
+            ),
+            (
+                good.replace("threads = \"2\"", "threads = \"2\"\ncolour = \"1\""),
+                "[shape] colour",
+            ),
+            (
+                good.replace(
+                    "role = \"voter\"\ndir = \"/tmp/g/m3\"",
+                    "role = \"replica\"\ndir = \"/tmp/g/m3\"",
+                ),
+                "odd number",
+            ),
         ];
         for (text, expected) in cases {
             let error = GroupFile::parse(path, &text).unwrap_err().to_string();

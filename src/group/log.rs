@@ -8,6 +8,10 @@
 //! Entries are postcard-encoded, keyed by index. Every call runs on a
 //! blocking thread, never on the runtime's workers.
 
+// openraft's StorageError is what its storage traits return; our helpers return
+// it too rather than box it only to unbox it at every trait method.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
@@ -78,7 +82,9 @@ impl LogStore {
         key: &str,
     ) -> Result<Option<T>, StorageError> {
         let value: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM state WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT value FROM state WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(read_err)?;
         value
@@ -100,13 +106,21 @@ impl LogStore {
         Ok(())
     }
 
-    fn read_range(conn: &Connection, start: u64, end: Option<u64>) -> Result<Vec<Entry>, StorageError> {
+    fn read_range(
+        conn: &Connection,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<Entry>, StorageError> {
         let mut statement = conn
             .prepare_cached("SELECT entry FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx")
             .map_err(read_err)?;
-        let end = end.map(|e| e.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX);
+        let end = end
+            .map(|e| e.min(i64::MAX as u64) as i64)
+            .unwrap_or(i64::MAX);
         let rows = statement
-            .query_map(rusqlite::params![start as i64, end], |r| r.get::<_, Vec<u8>>(0))
+            .query_map(rusqlite::params![start as i64, end], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
             .map_err(read_err)?;
         let mut out = Vec::new();
         for row in rows {
@@ -144,9 +158,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.blocking(|conn| {
             let purged: Option<LogId> = Self::state(conn, "purged")?;
             let last: Option<Vec<u8>> = conn
-                .query_row("SELECT entry FROM entries ORDER BY idx DESC LIMIT 1", [], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT entry FROM entries ORDER BY idx DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(read_err)?;
             let last = last
@@ -168,8 +184,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let vote = *vote;
         self.blocking(move |conn| {
-            Self::set_state(conn, "vote", &vote)
-                .map_err(|_| StorageError::from(StorageIOError::write_vote(&openraft::AnyError::error("cannot save the vote"))))
+            Self::set_state(conn, "vote", &vote).map_err(|_| {
+                StorageError::from(StorageIOError::write_vote(openraft::AnyError::error(
+                    "cannot save the vote",
+                )))
+            })
         })
         .await
     }
@@ -188,7 +207,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -202,7 +225,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 let txn = conn.transaction().map_err(write_err)?;
                 {
                     let mut insert = txn
-                        .prepare_cached("INSERT OR REPLACE INTO entries(idx, entry) VALUES (?1, ?2)")
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO entries(idx, entry) VALUES (?1, ?2)",
+                        )
                         .map_err(write_err)?;
                     for (index, bytes) in &encoded {
                         insert

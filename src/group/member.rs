@@ -47,15 +47,47 @@ struct Inner {
     writes_open: AtomicBool,
     /// When a leader last reached this member.
     last_contact: Mutex<Option<Instant>>,
+    /// When this member last had applied everything in its log.
+    caught_up_at: Mutex<Option<Instant>>,
     started: Instant,
     stopping: Cancel,
+    /// Authorises the status port's administration requests; kept in the
+    /// member's directory (`admin.token`, owner-only) for the local CLI.
+    admin_token: String,
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("the system's random source");
+    bytes
 }
 
 fn incarnation() -> u64 {
-    let mut bytes = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .expect("the system's random source");
-    u64::from_le_bytes(bytes)
+    u64::from_le_bytes(random_bytes())
+}
+
+/// A new administration token, written owner-only to `path`.
+fn write_admin_token(path: &std::path::Path) -> Result<String, GroupError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let token: String = random_bytes::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let failed = |e: std::io::Error| GroupError::File {
+        path: path.display().to_string(),
+        message: format!("the administration token cannot be written: {e}"),
+    };
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    file.write_all(token.as_bytes()).map_err(failed)?;
+    Ok(token)
 }
 
 impl Member {
@@ -132,7 +164,9 @@ impl Member {
                 address: address.clone(),
                 source,
             })?;
+        let admin_token = write_admin_token(&spec.dir.join("admin.token"))?;
         let inner = Arc::new(Inner {
+            admin_token,
             spec,
             file,
             raft: raft.clone(),
@@ -143,6 +177,7 @@ impl Member {
             runtime: runtime.clone(),
             writes_open: AtomicBool::new(true),
             last_contact: Mutex::new(None),
+            caught_up_at: Mutex::new(None),
             started: Instant::now(),
             stopping: Cancel::new(),
         });
@@ -174,8 +209,11 @@ impl Member {
             }
         }
         runtime.spawn(reconcile(Arc::downgrade(&inner)));
+        runtime.spawn(watch_applied(Arc::downgrade(&inner), raft.metrics()));
         let member = Member { inner };
-        services.db.set_commit_gate(Arc::new(Gate(Arc::clone(&member.inner))));
+        services
+            .db
+            .set_commit_gate(Arc::new(Gate(Arc::clone(&member.inner))));
         let _ = services
             .group
             .set(Arc::new(Sessions(Arc::clone(&member.inner))));
@@ -210,11 +248,11 @@ impl Member {
     /// Stop taking part: the Raft port closes and Raft shuts down.
     pub fn stop(&self) {
         self.inner.stopping.cancel();
+        let _ = std::fs::remove_file(self.inner.spec.dir.join("admin.token"));
         let raft = self.inner.raft.clone();
-        let _ = self
-            .inner
-            .runtime
-            .block_on(async move { tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await });
+        let _ = self.inner.runtime.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await
+        });
     }
 }
 
@@ -238,12 +276,13 @@ impl Inner {
             return true;
         }
         let m = self.metrics();
-        let recent = self
-            .last_contact
-            .lock()
-            .is_some_and(|at| at.elapsed() <= self.file.max_replica_lag);
-        let caught_up = m.last_log_index == m.last_applied.map(|l| l.index);
-        m.current_leader.is_some() && recent && caught_up
+        let within =
+            |at: &Option<Instant>| at.is_some_and(|at| at.elapsed() <= self.file.max_replica_lag);
+        // Heard from the primary, and applied all it had received, no longer
+        // than the lag bound ago.
+        m.current_leader.is_some()
+            && within(&self.last_contact.lock())
+            && within(&self.caught_up_at.lock())
     }
 
     fn member_name(&self, id: Option<u64>) -> Option<String> {
@@ -284,9 +323,15 @@ impl Inner {
         }
     }
 
-    fn proposal_error(&self, error: RaftError<u64, ClientWriteError<u64, BasicNode>>, statement: &str) -> crate::Error {
+    fn proposal_error(
+        &self,
+        error: RaftError<u64, ClientWriteError<u64, BasicNode>>,
+        statement: &str,
+    ) -> crate::Error {
         match error {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_primary(statement),
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                self.not_primary(statement)
+            }
             other => GroupError::Raft {
                 member: self.spec.name.clone(),
                 action: "replicating a commit",
@@ -374,7 +419,12 @@ async fn reconcile(inner: std::sync::Weak<Inner>) {
             continue;
         }
         let m = inner.metrics();
-        let known: BTreeSet<u64> = m.membership_config.membership().nodes().map(|(id, _)| *id).collect();
+        let known: BTreeSet<u64> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
         let missing: BTreeMap<u64, BasicNode> = inner
             .file
             .replicas()
@@ -388,6 +438,24 @@ async fn reconcile(inner: std::sync::Weak<Inner>) {
         drop(inner);
         for (id, node) in missing {
             let _ = raft.add_learner(id, node, false).await;
+        }
+    }
+}
+
+/// Notes each moment the member has applied everything in its log (what
+/// its lag bound is measured from).
+async fn watch_applied(
+    inner: std::sync::Weak<Inner>,
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+) {
+    while metrics.changed().await.is_ok() {
+        let caught_up = {
+            let m = metrics.borrow();
+            m.last_log_index == m.last_applied.map(|l| l.index)
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        if caught_up {
+            *inner.caught_up_at.lock() = Some(Instant::now());
         }
     }
 }
@@ -406,7 +474,11 @@ impl CommitTicket for Ticket {
 }
 
 impl CommitGate for Gate {
-    fn prepare(&self, conn: &Connection, captured: Captured) -> crate::Result<Box<dyn CommitTicket>> {
+    fn prepare(
+        &self,
+        conn: &Connection,
+        captured: Captured,
+    ) -> crate::Result<Box<dyn CommitTicket>> {
         let inner = &self.0;
         if captured.catalog_changed {
             return Err(GroupError::OutsideTheLog {
@@ -420,7 +492,9 @@ impl CommitGate for Gate {
         inner.check_writable("COMMIT")?;
         let token = inner.token();
         let (handover, handed) = std::sync::mpsc::channel();
-        inner.pending.insert(token, Waiter::Commit(handover.clone()));
+        inner
+            .pending
+            .insert(token, Waiter::Commit(handover.clone()));
         let raft = inner.raft.clone();
         let request = Request::Changes {
             origin: token,
@@ -485,6 +559,40 @@ impl Replication for Sessions {
         self.0.status()
     }
 
+    fn admits(&self, token: &str) -> bool {
+        let expected = self.0.admin_token.as_bytes();
+        let given = token.as_bytes();
+        expected.len() == given.len()
+            && expected
+                .iter()
+                .zip(given)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
+    async fn admin(
+        &self,
+        action: &str,
+        enabled: Option<bool>,
+    ) -> std::result::Result<serde_json::Value, String> {
+        let inner = &self.0;
+        let flag = || enabled.ok_or_else(|| format!("'{action}' takes enabled=0 or enabled=1"));
+        match action {
+            "writes" => inner.writes_open.store(flag()?, Ordering::Release),
+            "elect" => inner.raft.runtime_config().elect(flag()?),
+            "heartbeat" => inner.raft.runtime_config().heartbeat(flag()?),
+            "campaign" => inner.raft.trigger().elect().await.map_err(|e| {
+                format!("member '{}' cannot start an election: {e}", inner.spec.name)
+            })?,
+            other => {
+                return Err(format!(
+                    "unknown action '{other}' (writes, elect, heartbeat, campaign)"
+                ));
+            }
+        }
+        Ok(inner.status())
+    }
+
     fn check_writable(&self, statement: &str) -> crate::Result<()> {
         self.0.check_writable(statement)
     }
@@ -498,9 +606,9 @@ impl Replication for Sessions {
             tokio::time::timeout(inner.file.commit_timeout, inner.raft.ensure_linearizable()).await;
         match confirmed {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_)))) => {
-                Err(inner.not_primary(statement))
-            }
+            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                _,
+            )))) => Err(inner.not_primary(statement)),
             _ => Err(GroupError::Unconfirmed {
                 member: inner.spec.name.clone(),
                 statement: abbreviate(statement),

@@ -30,7 +30,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::error::{ErrorKind, MySqlCode, codes};
-pub use file::{GroupFile, MemberKind, MemberSpec, init_text};
+pub use file::{GroupFile, MemberKind, MemberSpec, init_text, updated_text};
 pub use member::Member;
 
 #[derive(Debug, Error)]

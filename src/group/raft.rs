@@ -43,10 +43,7 @@ use crate::rowstore::changeset::Changeset;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     /// A transaction's final row images and deletions.
-    Changes {
-        origin: Token,
-        changes: Changeset,
-    },
+    Changes { origin: Token, changes: Changeset },
     /// A statement every member runs in log order (DDL, loads), in the
     /// database it was written in.
     Statement {
@@ -186,7 +183,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.call::<_, _, RaftError<u64>>(APPEND, &rpc, &option).await? {
+        match self
+            .call::<_, _, RaftError<u64>>(APPEND, &rpc, &option)
+            .await?
+        {
             Ok(response) => Ok(response),
             Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
         }
@@ -214,7 +214,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.call::<_, _, RaftError<u64>>(VOTE, &rpc, &option).await? {
+        match self
+            .call::<_, _, RaftError<u64>>(VOTE, &rpc, &option)
+            .await?
+        {
             Ok(response) => Ok(response),
             Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
         }
@@ -240,11 +243,14 @@ fn unsupported<T>() -> Result<GrpcResponse<T>, Status> {
 fn answer<T: Serialize>(value: &T) -> Result<GrpcResponse<Answers<arrow_flight::Result>>, Status> {
     let body = encode(value).map_err(|e| Status::internal(e.to_string()))?;
     let item = arrow_flight::Result { body: body.into() };
-    Ok(GrpcResponse::new(Box::pin(futures::stream::once(async move { Ok(item) }))))
+    Ok(GrpcResponse::new(Box::pin(futures::stream::once(
+        async move { Ok(item) },
+    ))))
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Status> {
-    postcard::from_bytes(body).map_err(|e| Status::invalid_argument(format!("bad Raft message: {e}")))
+    postcard::from_bytes(body)
+        .map_err(|e| Status::invalid_argument(format!("bad Raft message: {e}")))
 }
 
 #[tonic::async_trait]
@@ -287,7 +293,10 @@ impl FlightService for RaftService {
     ) -> Result<GrpcResponse<SchemaResult>, Status> {
         unsupported()
     }
-    async fn do_get(&self, _: GrpcRequest<Ticket>) -> Result<GrpcResponse<Self::DoGetStream>, Status> {
+    async fn do_get(
+        &self,
+        _: GrpcRequest<Ticket>,
+    ) -> Result<GrpcResponse<Self::DoGetStream>, Status> {
         unsupported()
     }
     async fn do_put(
@@ -325,7 +334,9 @@ impl FlightService for RaftService {
             }
             VOTE => answer(&self.raft.vote(decode(&action.body)?).await),
             SNAPSHOT => answer(&self.raft.install_snapshot(decode(&action.body)?).await),
-            other => Err(Status::invalid_argument(format!("unknown Raft action '{other}'"))),
+            other => Err(Status::invalid_argument(format!(
+                "unknown Raft action '{other}'"
+            ))),
         }
     }
 }

@@ -10,6 +10,10 @@
 //! else (or when that session is gone) the changeset is applied here. A
 //! replicated statement runs in this member's applier session.
 
+// openraft's StorageError is what its storage traits return; our helpers return
+// it too rather than box it only to unbox it at every trait method.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
@@ -22,7 +26,9 @@ use openraft::{
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::raft::{Entry, LogId, Request, Response, StorageError, StoredMembership, Token, TypeConfig};
+use super::raft::{
+    Entry, LogId, Request, Response, StorageError, StoredMembership, Token, TypeConfig,
+};
 use crate::cancel::Cancel;
 use crate::rowstore::changeset;
 use crate::sql::{QueryResult, Services, Session};
@@ -56,7 +62,9 @@ fn read_value<T: for<'de> serde::Deserialize<'de>>(
     key: &str,
 ) -> Result<Option<T>, StorageError> {
     let bytes: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM _lw_group WHERE key = ?1", [key], |r| r.get(0))
+        .query_row("SELECT value FROM _lw_group WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(|e| StorageError::from(StorageIOError::read_state_machine(&e)))?;
     bytes
@@ -118,7 +126,9 @@ pub struct StateMachine {
 }
 
 fn sm_error(e: impl std::fmt::Display) -> StorageError {
-    StorageError::from(StorageIOError::write_state_machine(&AnyError::error(e.to_string())))
+    StorageError::from(StorageIOError::write_state_machine(AnyError::error(
+        e.to_string(),
+    )))
 }
 
 impl StateMachine {
@@ -175,7 +185,8 @@ impl StateMachine {
                     Ok(()) => break,
                     Err(e)
                         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-                            || e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseLocked) =>
+                            || e.sqlite_error_code()
+                                == Some(rusqlite::ErrorCode::DatabaseLocked) =>
                     {
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -248,9 +259,7 @@ impl StateMachine {
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = NoSnapshots;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         let (applied, membership) = self
             .blocking(|conn| {
                 let applied: Option<LogId> = read_value(conn, "applied")?;
@@ -307,7 +316,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         Err(StorageError::from(StorageIOError::write_snapshot(
             Some(meta.signature()),
-            &AnyError::error(
+            AnyError::error(
                 "a lakewave member catches up from the log only (the group never compacts it); \
                  it cannot install a snapshot",
             ),
@@ -327,7 +336,7 @@ impl RaftSnapshotBuilder<TypeConfig> for NoSnapshots {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         Err(StorageError::from(StorageIOError::write_snapshot(
             None,
-            &AnyError::error("a lakewave group keeps its whole log and builds no snapshot"),
+            AnyError::error("a lakewave group keeps its whole log and builds no snapshot"),
         )))
     }
 }

@@ -101,8 +101,15 @@ pub fn group_init_text(
     base_port: u16,
     users_file: Option<PathBuf>,
 ) -> PyResult<String> {
-    crate::group::init_text(name, &dir, members, replicas, base_port, users_file.as_deref())
-        .map_err(|e| to_pyerr(e.into()))
+    crate::group::init_text(
+        name,
+        &dir,
+        members,
+        replicas,
+        base_port,
+        users_file.as_deref(),
+    )
+    .map_err(|e| to_pyerr(e.into()))
 }
 
 /// The HAProxy configuration for a group file's endpoints.
@@ -117,4 +124,14 @@ pub fn group_haproxy_config(path: PathBuf, runtime_socket: Option<PathBuf>) -> P
 #[pyfunction]
 pub fn users_file_line(user: &str, password: &str) -> String {
     crate::server::users::Account::digest_line(user, password)
+}
+
+/// The group file's text with new shape and config values (checked).
+#[pyfunction]
+pub fn group_updated_text(
+    path: PathBuf,
+    shape: Vec<(String, String)>,
+    config: Vec<(String, String)>,
+) -> PyResult<String> {
+    crate::group::updated_text(&path, &shape, &config).map_err(|e| to_pyerr(e.into()))
 }

@@ -24,6 +24,7 @@ pub fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(group::group_init_text, module)?)?;
     module.add_function(wrap_pyfunction!(group::group_haproxy_config, module)?)?;
     module.add_function(wrap_pyfunction!(group::users_file_line, module)?)?;
+    module.add_function(wrap_pyfunction!(group::group_updated_text, module)?)?;
     errors::register(module)?;
     Ok(())
 }

@@ -240,12 +240,12 @@ impl DbConnection {
             ticket.finished(committed.is_ok());
         }
         drop(conn);
-        committed.map_err(
-            |source| match RowStoreError::sqlite_on("(transaction)", "COMMIT", source) {
+        committed.map_err(|source| {
+            match RowStoreError::sqlite_on("(transaction)", "COMMIT", source) {
                 RowStoreError::Sqlite { source, .. } => RowStoreError::Commit { source },
                 classified => classified,
-            },
-        )?;
+            }
+        })?;
         *self.state.lock() = TxnState::default();
         if state.dirty {
             (self.on_commit)(self.pending.swap(0, Ordering::AcqRel));

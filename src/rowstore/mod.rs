@@ -39,7 +39,9 @@ use thiserror::Error;
 use crate::catalog::{self, DEFAULT_DATABASE, Entry, ROWID_COLUMN, TableName};
 use crate::error::{ErrorKind, MySqlCode, codes};
 
-pub use connection::{BeforeCommit, CommitGate, CommitTicket, DbConnection, InsertMode, StatementTxn};
+pub use connection::{
+    BeforeCommit, CommitGate, CommitTicket, DbConnection, InsertMode, StatementTxn,
+};
 pub use dml::Inserted;
 pub use scan::{FilterOp, RowFilter, read_rows, scan_rows};
 pub use types::{

@@ -50,10 +50,19 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return respond(&mut stream, 431, "text/plain", "request header too large\n").await;
         }
     }
-    let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let line = text.lines().next().unwrap_or_default();
     let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method == "POST" && target.starts_with("/admin/") {
+        let loopback = stream
+            .peer_addr()
+            .map(|a| a.ip().is_loopback())
+            .unwrap_or(false);
+        let (code, body) = admin(shared, target, &text, loopback).await;
+        return respond(&mut stream, code, "application/json", &body).await;
+    }
+    let path = target;
     if method != "GET" && method != "HEAD" {
         return respond(&mut stream, 405, "text/plain", "only GET is served\n").await;
     }
@@ -81,6 +90,47 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
 }
 
+/// `POST /admin/<action>?enabled=0|1` on a group member, from loopback only
+/// and with the member's token (`Authorization: Bearer <admin.token>`).
+async fn admin(shared: &Shared, target: &str, request: &str, loopback: bool) -> (u16, String) {
+    let error = |code: u16, message: &str| {
+        (
+            code,
+            format!("{}\n", serde_json::json!({ "error": message })),
+        )
+    };
+    let Some(group) = shared.instance.services().group.get() else {
+        return error(503, "this instance is not a member of a group");
+    };
+    if !loopback {
+        return error(403, "administration requests are taken from loopback only");
+    }
+    let token = request
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| value.trim().strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !group.admits(token.trim()) {
+        return error(
+            401,
+            "missing or wrong administration token (see admin.token in the member's directory)",
+        );
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let action = path.trim_start_matches("/admin/");
+    let enabled = match query.split('&').find_map(|kv| kv.strip_prefix("enabled=")) {
+        None => None,
+        Some("1" | "true") => Some(true),
+        Some("0" | "false") => Some(false),
+        Some(other) => return error(400, &format!("enabled={other}: give 0 or 1")),
+    };
+    match group.admin(action, enabled).await {
+        Ok(status) => (200, format!("{status}\n")),
+        Err(message) => error(400, &message),
+    }
+}
+
 /// A group member's role, for HAProxy's checks: `/role/primary` answers 200
 /// only on the primary with writes open, `/role/readable` only while the
 /// member serves reads within the group's lag bound; `/group` is the
@@ -88,7 +138,10 @@ async fn answer(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 /// one that is stopping).
 fn group_role(shared: &Shared, path: &str) -> (u16, String) {
     let Some(group) = shared.instance.services().group.get() else {
-        return (503, "{\"error\": \"this instance is not a member of a group\"}\n".into());
+        return (
+            503,
+            "{\"error\": \"this instance is not a member of a group\"}\n".into(),
+        );
     };
     let serving = !shared.stopping.is_cancelled() && !shared.instance.is_closed();
     let status = group.status();
@@ -134,6 +187,9 @@ async fn respond(stream: &mut TcpStream, code: u16, kind: &str, body: &str) -> s
     let reason = match code {
         200 => "OK",
         404 => "Not Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",

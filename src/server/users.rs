@@ -80,7 +80,8 @@ impl Account {
         let digests = secret.strip_prefix(DIGEST_PREFIX)?;
         let (native, sha2) = digests.split_once('$')?;
         let unhex = |text: &str| -> Option<Vec<u8>> {
-            (text.len() % 2 == 0)
+            text.len()
+                .is_multiple_of(2)
                 .then(|| {
                     (0..text.len())
                         .step_by(2)

@@ -41,6 +41,20 @@ pub trait Replication: Send + Sync {
 
     /// The member's role, state and positions, as JSON (`GET /group`).
     fn status(&self) -> serde_json::Value;
+
+    /// Whether `token` is this member's administration token (the one in
+    /// its directory's `admin.token`).
+    fn admits(&self, token: &str) -> bool;
+
+    /// An administration action (`lakewave group switchover` drives them):
+    /// `writes` (open or close writes), `elect` (may this member start
+    /// elections), `heartbeat` (does it, as primary, send heartbeats),
+    /// `campaign` (start an election now). The member's status after it.
+    async fn admin(
+        &self,
+        action: &str,
+        enabled: Option<bool>,
+    ) -> std::result::Result<serde_json::Value, String>;
 }
 
 /// How a statement runs on a group member.

@@ -4,6 +4,7 @@
 mod common;
 mod delta_golden;
 mod differential;
+mod group;
 mod lakehouse;
 mod load;
 mod refresh;

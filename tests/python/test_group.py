@@ -254,6 +254,107 @@ def test_ddl_and_secondary_load_run_on_every_member(group):
             assert columns == ["id", "amount", "region", "note"], name
 
 
+def test_switchover_moves_the_primary_and_the_read_write_endpoint(group):
+    old = group.primary()
+    target = next(n for n, m in group.members.items() if m["role"] == "voter" and n != old)
+    for bad, reason in (("r1", "read replica"), ("nobody", "no member"), (old, "already the primary")):
+        refused = lakewave("group", "switchover", str(group.file), "--to", bad, check=False)
+        assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+    assert group.primary() == old
+    moved = json.loads(lakewave("group", "switchover", str(group.file), "--to", target, "--json").stdout)
+    assert (moved["from"], moved["to"]) == (old, target)
+    assert group.primary() == target
+    with group.read_write() as rw:
+        assert rows(rw, "SELECT @@hostname") == [(target,)]
+        execute(rw, "INSERT INTO shop.t (v) VALUES ('after switchover')")
+        expected = rows(rw, "SELECT * FROM shop.t ORDER BY id")
+    assert group.role(old, "/role/primary") == 503
+    group.wait_caught_up()
+    roles = {m["name"]: (m["role"], m["state"]) for m in group.status()["members"]}
+    assert roles[old] == ("secondary", "ONLINE"), roles
+    with group.member(old) as conn:
+        assert rows(conn, "SELECT * FROM shop.t ORDER BY id") == expected
+
+
+def test_rolling_update_restarts_one_member_at_a_time_and_only_the_switchover_stops_writes(group):
+    before = group.file.read_text()
+    for bad, reason in (("--config=bogus=1", "unknown option"), ("--shape=colour=1", "colour")):
+        refused = lakewave("group", "update", str(group.file), bad, check=False)
+        assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+        assert group.file.read_text() == before
+    old = group.primary()
+    writes: list[tuple[float, bool, int]] = []
+    reads: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        conn, next_id = None, 200_000
+        while not stop.is_set():
+            try:
+                conn = conn or group.read_write()
+                execute(conn, "INSERT INTO shop.t (id, v) VALUES (%s, 'update load')", (next_id,))
+                writes.append((time.time(), True, next_id))
+            except pymysql.err.MySQLError:
+                writes.append((time.time(), False, next_id))
+                conn = None
+                time.sleep(0.05)
+            next_id += 1
+            time.sleep(0.01)
+
+    def reader() -> None:
+        conn = None
+        while not stop.is_set():
+            try:
+                conn = conn or group.read_only()
+                rows(conn, "SELECT count(*) FROM shop.t")
+                reads.append((time.time(), True))
+            except pymysql.err.MySQLError:
+                reads.append((time.time(), False))
+                conn = None
+                time.sleep(0.05)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    try:
+        done = json.loads(
+            lakewave(
+                "group", "update", str(group.file), "--shape", "threads=1",
+                "--config", "propagation_interval=100ms", "--json", timeout=600,
+            ).stdout
+        )  # fmt: skip
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    steps = done["steps"]
+    order = [s["member"] for s in steps if s["step"].startswith("update ")]
+    assert order[0] == "r1", order
+    assert order[-1] == old, order
+    assert set(order) == set(group.members)
+    final = done["status"]
+    assert final["primary"] != old and final["primary"] == done["switchover"]["to"]
+    for m in final["members"]:
+        assert m["state"] == "ONLINE", m
+        assert m["differs"] == {}, m
+        assert m["shape"]["threads"] == "1" and m["config"]["propagation_interval"] == "100ms", m
+    # Writes failed only around the switchover (HAProxy's checks add a second or two).
+    switch_from = next(s["at"] for s in steps if s["step"] == "switchover")
+    switch_to = next(s["at"] for s in steps if s["step"] == "switchover done")
+    failed = [at for at, ok, _ in writes if not ok]
+    assert all(switch_from - 0.5 <= at <= switch_to + 3 for at in failed), (switch_from, switch_to, failed[:5])
+    assert sum(ok for _, ok, _ in writes) > 20
+    # The read-only endpoint served while the replica was being updated.
+    replica_out = next(s["at"] for s in steps if s["step"] == "update r1")
+    replica_back = next(s["at"] for s in steps if s["step"] == "r1 is back")
+    assert any(ok and replica_out <= at <= replica_back for at, ok in reads)
+    with group.read_write() as rw:
+        present = {r[0] for r in rows(rw, "SELECT id FROM shop.t WHERE id >= 200000")}
+    acknowledged = {i for _, ok, i in writes if ok}
+    assert acknowledged <= present, sorted(acknowledged - present)[:10]
+
+
 def wait_new_primary(group: Group, old: str, timeout: float = 30) -> str:
     found: list[str] = []
 
@@ -267,6 +368,38 @@ def wait_new_primary(group: Group, old: str, timeout: float = 30) -> str:
 
     wait_for(elected, timeout, "a new primary")
     return found[-1]
+
+
+def test_a_deposed_primary_cannot_commit_once_it_wakes(group):
+    old = group.primary()
+    os.kill(group.pid(old), signal.SIGSTOP)
+    try:
+        new = wait_new_primary(group, old)
+        committed: list[bool] = []
+
+        def write_through_endpoint() -> bool:
+            try:
+                with group.read_write() as rw:
+                    execute(rw, "INSERT INTO shop.t (id, v) VALUES (300000, 'new primary')")
+                committed.append(True)
+                return True
+            except pymysql.err.MySQLError:
+                return False
+
+        wait_for(write_through_endpoint, 30, "a write through the endpoint on the new primary")
+    finally:
+        os.kill(group.pid(old), signal.SIGCONT)
+    # Woken, it may still believe it leads; its commit cannot reach a majority
+    # of the newer term, so it is refused and leaves nothing behind.
+    with group.member(old) as conn:
+        with pytest.raises(pymysql.err.MySQLError) as refused:
+            execute(conn, "INSERT INTO shop.t (id, v) VALUES (300001, 'deposed')")
+        assert refused.value.args[0] in (1290, 3100), refused.value
+    group.wait_caught_up()
+    assert group.primary() == new
+    for name in group.members:
+        with group.member(name) as conn:
+            assert rows(conn, "SELECT id FROM shop.t WHERE id IN (300000, 300001)") == [(300000,)], name
 
 
 def test_killing_the_primary_loses_nothing_acknowledged_and_the_endpoint_follows(group):
