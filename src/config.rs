@@ -370,6 +370,32 @@ impl EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// The shape must fit the machine: HeatWave refuses a shape the host
+    /// cannot give, and a budget beyond physical memory would only move the
+    /// out-of-memory error from the load that asked to the kernel.
+    pub fn check_fits_machine(&self) -> Result<(), ConfigError> {
+        let Some(total) = physical_memory() else {
+            return Ok(());
+        };
+        let wanted = self.shape.nodes as u128 * self.shape.memory_per_node as u128;
+        if wanted > total as u128 {
+            let gib = |bytes: u128| format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64);
+            return Err(invalid(
+                "memory_per_node",
+                &self.shape.memory_per_node.to_string(),
+                &format!(
+                    "{} node(s) need {}, more than this machine's {}",
+                    self.shape.nodes,
+                    gib(wanted),
+                    gib(total as u128)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError::InvalidValue {
         key: key.to_string(),

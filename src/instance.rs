@@ -88,6 +88,7 @@ impl Instance {
     /// Open the DB system at `path` (`None`: a private in-memory one), bring
     /// its loaded tables back into the cluster and start propagation.
     pub fn open(config: EngineConfig, path: Option<&Path>) -> Result<Arc<Instance>> {
+        config.check_fits_machine()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.shape.threads)
             .thread_name("lakewave-exec")

@@ -19,6 +19,7 @@
 //!  changes                 the propagator: change log → cluster, table load status
 //!  sql                     sessions, name resolution and routing, statements, results
 //!  instance                the front door: opens an instance, hands out sessions
+//!  group                   an HA group: group file, Raft (openraft) log and state machine, commit gate
 //!  server                  network endpoints over an instance: MySQL protocol, status port
 //!  python                  PyO3 bindings only (feature "python"), through `instance`
 //! ```

@@ -195,7 +195,10 @@ def _group_member_args(args: argparse.Namespace, parser: argparse.ArgumentParser
     member = next((m for m in group["members"] if m["name"] == args.member), None)
     if member is None:
         names = ", ".join(m["name"] for m in group["members"])
-        print(f"lakewave serve: group file {args.group} has no member {args.member!r} (its members: {names})", file=sys.stderr)
+        print(
+            f"lakewave serve: group file {args.group} has no member {args.member!r} (its members: {names})",
+            file=sys.stderr,
+        )
         raise SystemExit(1)
     Path(member["dir"]).mkdir(parents=True, exist_ok=True)
     args.database = os.path.join(member["dir"], "lakewave.db")
@@ -207,7 +210,7 @@ def _group_member_args(args: argparse.Namespace, parser: argparse.ArgumentParser
         args.users_file = group["users_file"]
     if not args.instance_name:
         args.instance_name = member["name"]
-    return {**group["config"], **group["shape"]}
+    return {**member["config"], **member["shape"]}
 
 
 def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -238,7 +241,8 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     member = None
     if args.group:
         try:
-            member = db.join_group(args.group, args.member)
+            running = {k: v for k, v in config.items() if k != "instance_name"}
+            member = db.join_group(args.group, args.member, running)
         except lw.Error as e:
             print(f"lakewave serve: {e}", file=sys.stderr)
             db.close()
@@ -332,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--grace", type=float, default=5.0, help="seconds to wait for connections on stop")
     srv.add_argument("--group", metavar="FILE", help="serve as a member of the HA group in this group file")
     srv.add_argument("--member", metavar="NAME", help="which member of --group this process is")
-    grp = commands.add_parser("group", help="an HA group: init, start, status, switchover, update, stop, haproxy-config")
+    grp = commands.add_parser(
+        "group", help="an HA group: init, start, status, switchover, update, stop, haproxy-config"
+    )
     actions = grp.add_subparsers(dest="action", required=True)
     g_init = actions.add_parser("init", help="write a group file for a group on loopback")
     g_init.add_argument("file", type=Path)
@@ -345,12 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     g_init.add_argument("--password", help="its password (default: $LAKEWAVE_PASSWORD)")
     g_switch = actions.add_parser("switchover", help="a controlled failover to another voting member")
     g_switch.add_argument("file", type=Path)
-    g_switch.add_argument("--to", metavar="NAME", help="the new primary (default: the most caught-up secondary)")
+    g_switch.add_argument(
+        "--to", metavar="NAME", help="the new primary (default: the most caught-up secondary)"
+    )
     g_switch.add_argument("--json", action="store_true", help="the steps taken, as JSON")
     g_update = actions.add_parser("update", help="roll a shape or configuration change through the members")
     g_update.add_argument("file", type=Path)
     g_update.add_argument("--shape", default="", metavar="K=V,...", help="nodes, memory_per_node, threads")
     g_update.add_argument("--config", default="", metavar="K=V,...", help="any connect() option")
+    g_update.add_argument("--member", metavar="NAME", help="update one read replica's own settings only")
     g_update.add_argument("--json", action="store_true", help="the steps taken, as JSON")
     for action, text in (
         ("start", "start every member and HAProxy"),
@@ -379,7 +388,9 @@ def group_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         if args.action == "init":
             users_file = None
             if args.user:
-                password = args.password if args.password is not None else os.environ.get("LAKEWAVE_PASSWORD", "")
+                password = (
+                    args.password if args.password is not None else os.environ.get("LAKEWAVE_PASSWORD", "")
+                )
                 users_file = args.dir.resolve() / "users"
                 args.dir.mkdir(parents=True, exist_ok=True)
                 lw_group.write_users_file(users_file, args.user, password)
@@ -415,7 +426,7 @@ def group_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             shape = _pairs(args.shape, "--shape", parser)
             config = _pairs(args.config, "--config", parser)
             say = None if args.json else print
-            done = lw_group.update(args.file, shape, config, log=say)
+            done = lw_group.update(args.file, shape, config, member=args.member, log=say)
             if args.json:
                 print(json.dumps(done, indent=2))
             else:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from lakewave import _internal
 from lakewave._progress import reporter
 from lakewave.exceptions import InterfaceError
-from lakewave.result import Result
 from lakewave.group import GroupMember
+from lakewave.result import Result
 from lakewave.server import Server
 
 if TYPE_CHECKING:
@@ -440,16 +440,21 @@ class Connection:
         self._servers.append(server)
         return server
 
-    def join_group(self, file: str | os.PathLike[str], member: str) -> GroupMember:
+    def join_group(
+        self, file: str | os.PathLike[str], member: str, running: Mapping[str, object] | None = None
+    ) -> GroupMember:
         """Make this instance member ``member`` of the HA group described by
         the group file ``file`` (see ``lakewave group init``): from now on
         every commit is replicated to a majority of the group's voting
         members before it is acknowledged, DDL and loads run on every member
         in the group's order, and writes are refused (error 1290) unless this
-        member is the primary. The database must be a file. ``lakewave serve
-        --group FILE --member NAME`` does this and serves the member's ports.
+        member is the primary. The database must be a file. ``running`` is
+        the options this instance was opened with, which the member reports as
+        its shape and configuration. ``lakewave serve --group FILE --member
+        NAME`` does this and serves the member's ports.
         """
-        return GroupMember(self._inner.join_group(os.fspath(file), member))
+        options = {str(k): str(v) for k, v in (running or {}).items()}
+        return GroupMember(self._inner.join_group(os.fspath(file), member, options))
 
     def cursor(self) -> Cursor:
         """A DB-API 2.0 cursor with a session of its own on this connection's

@@ -9,6 +9,7 @@ port. Replication itself (openraft, in the Rust core) runs inside each member.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -162,7 +163,11 @@ def _wait_port(host: str, port: int, deadline: float) -> bool:
 
 
 def start_member(
-    file: Path, group: dict[str, Any], member: dict[str, Any], env: dict[str, str] | None = None
+    file: Path,
+    group: dict[str, Any],
+    member: dict[str, Any],
+    env: dict[str, str] | None = None,
+    config: dict[str, str] | None = None,
 ) -> int:
     """Start one member as a ``lakewave serve --group`` process (detached,
     its output in ``lakewave.log`` in its directory); returns its pid once
@@ -172,7 +177,6 @@ def start_member(
     running = _read_pid(_pid_file(member))
     if running is not None:
         return running
-    log = open(folder / "lakewave.log", "ab")
     command = [
         sys.executable,
         "-m",
@@ -183,15 +187,17 @@ def start_member(
         "--member",
         member["name"],
     ]
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-    )
-    log.close()
+    for key, value in (config or {}).items():
+        command += ["--config", f"{key}={value}"]
+    with open(folder / "lakewave.log", "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
     _pid_file(member).write_text(f"{process.pid}\n")
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -201,7 +207,9 @@ def start_member(
         if member_status(group, member, timeout=0.5).get("state") != "OFFLINE":
             return process.pid
         time.sleep(0.1)
-    raise TimeoutError(f"member {member['name']} did not answer on its status port within {START_TIMEOUT:.0f} s")
+    raise TimeoutError(
+        f"member {member['name']} did not answer on its status port within {START_TIMEOUT:.0f} s"
+    )
 
 
 def haproxy_paths(file: Path) -> tuple[Path, Path, Path]:
@@ -223,15 +231,14 @@ def start_haproxy(file: Path, group: dict[str, Any]) -> int | None:
     checked = subprocess.run([binary, "-c", "-f", os.fspath(config)], capture_output=True, text=True)
     if checked.returncode != 0:
         raise RuntimeError(f"HAProxy refused {config}:\n{checked.stdout}{checked.stderr}")
-    log = open(config.with_suffix(".log"), "ab")
-    process = subprocess.Popen(
-        [binary, "-db", "-f", os.fspath(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
+    with open(config.with_suffix(".log"), "ab") as log:
+        process = subprocess.Popen(
+            [binary, "-db", "-f", os.fspath(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     pid_file.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + START_TIMEOUT
     if not _wait_port(group["host"], group["read_write_port"], deadline):
@@ -257,13 +264,15 @@ def start(file: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     raise TimeoutError(f"the group in {file} did not come online within {START_TIMEOUT:.0f} s: {problems}")
 
 
-def _differences(group: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
+def _differences(group: dict[str, Any], reported: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """What a member runs that differs from its target (the group's
+    settings with the member's own overrides)."""
     out: dict[str, Any] = {}
     for section in ("shape", "config"):
         running = reported.get(section)
         if running is None:
             continue
-        target = group[section]
+        target = spec[section]
         for key in sorted(set(running) | set(target)):
             if running.get(key) != target.get(key):
                 out[f"{section}.{key}"] = {"running": running.get(key), "target": target.get(key)}
@@ -297,7 +306,7 @@ def status(file: Path) -> dict[str, Any]:
             "readable": bool(report.get("readable")),
             "shape": report.get("shape", {}),
             "config": report.get("config", {}),
-            "differs": _differences(group, report),
+            "differs": _differences(group, report, spec),
         }
         if primary is not None and entry["applied_index"] is not None:
             entry["lag"] = max(0, int(primary.get("applied_index") or 0) - int(entry["applied_index"]))
@@ -306,6 +315,22 @@ def status(file: Path) -> dict[str, Any]:
         if entry["state"] == "OFFLINE":
             problems.append(f"{spec['name']} is offline")
         members.append(entry)
+    inconsistent = [
+        f"{m['name']} {key}: observed {values['running']!r}, target {values['target']!r}"
+        for m in members
+        for key, values in m["differs"].items()
+    ]
+    if inconsistent:
+        problems.append(
+            "the group's members are inconsistent in the following properties: " + "; ".join(inconsistent)
+        )
+    journal = rollout_path(Path(file))
+    rollout = None
+    if journal.exists():
+        try:
+            rollout = json.loads(journal.read_text())
+        except ValueError:
+            rollout = None
     primaries = [m["name"] for m in members if m["role"] == "primary"]
     if len(primaries) > 1:
         problems.append(f"more than one member says it leads: {', '.join(primaries)}")
@@ -322,6 +347,7 @@ def status(file: Path) -> dict[str, Any]:
         "haproxy_pid": _read_pid(pid_file),
         "primary": primary.get("name") if primary else None,
         "members": members,
+        "rollout": None if rollout is None else {k: rollout[k] for k in ("state", "to_operate", "operated")},
         "problems": problems,
     }
 
@@ -363,7 +389,9 @@ class GroupCommandError(RuntimeError):
     the message says."""
 
 
-def _admin(group: dict[str, Any], member: dict[str, Any], action: str, enabled: bool | None = None) -> dict[str, Any]:
+def _admin(
+    group: dict[str, Any], member: dict[str, Any], action: str, enabled: bool | None = None
+) -> dict[str, Any]:
     """An administration request to a member's status port, with the token
     the member keeps in its directory (loopback only)."""
     token = (Path(member["dir"]) / "admin.token").read_text().strip()
@@ -377,7 +405,9 @@ def _admin(group: dict[str, Any], member: dict[str, Any], action: str, enabled: 
         with urllib.request.urlopen(request, timeout=5) as answer:
             return json.loads(answer.read())
     except urllib.error.HTTPError as answer:
-        raise GroupCommandError(f"member {member['name']}: {answer.read().decode(errors='replace').strip()}") from None
+        raise GroupCommandError(
+            f"member {member['name']}: {answer.read().decode(errors='replace').strip()}"
+        ) from None
 
 
 def _haproxy(file: Path, command: str) -> str | None:
@@ -488,30 +518,34 @@ def switchover(file: Path, to: str | None = None, log=None) -> dict[str, Any]:
                 _admin(group, member, "elect", True)
             except (OSError, GroupCommandError):
                 pass
-        try:
+        with contextlib.suppress(OSError, GroupCommandError):
             _admin(group, members[old], "writes", True)
-        except (OSError, GroupCommandError):
-            pass
     step(f"wait until the read/write endpoint leads to {to}")
     if _haproxy_server_up(file, "read_write", to) is not None:
         _wait(
             f"HAProxy to route writes to {to}",
-            lambda: _haproxy_server_up(file, "read_write", to) and not _haproxy_server_up(file, "read_write", old),
+            lambda: (
+                _haproxy_server_up(file, "read_write", to) and not _haproxy_server_up(file, "read_write", old)
+            ),
             30,
         )
     step("done")
     return {"from": old, "to": to, "seconds": round(time.time() - started, 3), "steps": steps}
 
 
-def _restart_member(file: Path, group: dict[str, Any], member: dict[str, Any]) -> None:
+def _restart_member(
+    file: Path, group: dict[str, Any], member: dict[str, Any], config: dict[str, str] | None = None
+) -> None:
     pid = _read_pid(_pid_file(member))
     if pid is not None:
         _stop_pid(pid, STOP_TIMEOUT)
     _pid_file(member).unlink(missing_ok=True)
-    start_member(file, group, member)
+    start_member(file, group, member, config=config)
 
 
-def _wait_online(file: Path, group: dict[str, Any], member: dict[str, Any], timeout: float = START_TIMEOUT) -> None:
+def _wait_online(
+    file: Path, group: dict[str, Any], member: dict[str, Any], timeout: float = START_TIMEOUT
+) -> None:
     """The member is ONLINE and has applied what the primary has."""
 
     def online() -> bool:
@@ -521,68 +555,158 @@ def _wait_online(file: Path, group: dict[str, Any], member: dict[str, Any], time
         primary = next(
             (member_status(group, m) for m in group["members"] if m["name"] == report.get("primary")), None
         )
-        return primary is not None and (report.get("applied_index") or 0) >= (primary.get("applied_index") or 0)
+        return primary is not None and (report.get("applied_index") or 0) >= (
+            primary.get("applied_index") or 0
+        )
 
     _wait(f"{member['name']} to be online and caught up", online, timeout)
+
+
+def rollout_path(file: Path) -> Path:
+    """Where ``group update`` records its progress."""
+    return file.with_name(file.name + ".rollout.json")
 
 
 def update(
     file: Path,
     shape: list[tuple[str, str]],
     config: list[tuple[str, str]],
+    member: str | None = None,
     log=None,
 ) -> dict[str, Any]:
-    """A rolling update of the group's shape and configuration, in the order
-    HeatWave's HA DB systems take: read replicas one at a time (drained from
-    the read-only endpoint, restarted with the new settings, caught up, put
-    back), then each secondary, then a controlled switchover to an updated
-    secondary, then the former primary, which rejoins as a secondary.
-    Returns the steps taken with their times."""
-    text = _internal.group_updated_text(os.fspath(file), shape, config)
+    """A rolling update: the file's shape and configuration (a read
+    replica's own, with ``member``) take the new values, then every member
+    whose running settings differ from its target is restarted with them, in
+    the order HeatWave's HA DB systems take: read replicas one at a time
+    (drained from the read-only endpoint, updated, caught up, put back), then
+    each secondary, then a controlled switchover to an updated secondary, then
+    the former primary, which rejoins as a secondary (a group with no
+    secondaries restarts its primary last, with its endpoint down meanwhile).
+
+    The file is the target and each member reports what it runs, so the
+    rollout's state survives the command: with no changes given, ``update``
+    resumes an interrupted rollout or retries a failed one, operating only the
+    members that differ; a rollback is an update back to the old values. A
+    member that fails to come back halts the rollout: it is started again with
+    the settings it had, and the error names it. Progress is recorded in
+    ``<file>.rollout.json``."""
+    text = _internal.group_updated_text(os.fspath(file), shape, config, member) if shape or config else None
+    journal_path = rollout_path(file)
+    interrupted = False
+    if journal_path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            interrupted = json.loads(journal_path.read_text()).get("state") == "running"
+    if interrupted:
+        # An interrupted rollout may have left a member stopped: start it
+        # (with the file's settings, its target).
+        group = read_file(file)
+        for spec in group["members"]:
+            if member_status(group, spec).get("state") == "OFFLINE":
+                start_member(file, group, spec)
+                _wait_online(file, group, spec)
     current = status(file)
     offline = [m["name"] for m in current["members"] if m["state"] != "ONLINE"]
     if offline:
         raise GroupCommandError(f"every member must be ONLINE before an update; not: {', '.join(offline)}")
     if current["primary"] is None:
         raise GroupCommandError("the group has no primary")
-    temporary = file.with_name(file.name + ".new")
-    temporary.write_text(text)
-    os.replace(temporary, file)
+    if member is not None:
+        spec = next((m for m in current["members"] if m["name"] == member), None)
+        if spec is None:
+            raise GroupCommandError(f"the group has no member {member!r}")
+        if spec["kind"] != "replica":
+            raise GroupCommandError(f"{member} is a voting member; only a read replica is updated on its own")
+    if text is not None:
+        temporary = file.with_name(file.name + ".new")
+        temporary.write_text(text)
+        os.replace(temporary, file)
     group = read_file(file)
-    members = _by_name(group)
-    steps: list[dict[str, Any]] = []
+    specs = _by_name(group)
+    observed = {m["name"]: m for m in current["members"]}
+    differing = {
+        name for name, m in observed.items() if _differences(group, {**m, "name": name}, specs[name])
+    }
+    if member is not None:
+        differing &= {member}
+    journal: dict[str, Any] = {
+        "started": time.time(),
+        "target": {name: {"shape": specs[name]["shape"], "config": specs[name]["config"]} for name in specs},
+        "to_operate": sorted(differing),
+        "operated": [],
+        "steps": [],
+        "state": "running",
+    }
 
-    def step(name: str, member: str | None = None) -> None:
-        steps.append({"step": name, "member": member, "at": time.time()})
+    def save() -> None:
+        temporary = journal_path.with_name(journal_path.name + ".new")
+        temporary.write_text(json.dumps(journal, indent=2))
+        os.replace(temporary, journal_path)
+
+    def step(name: str, who: str | None = None) -> None:
+        journal["steps"].append({"step": name, "member": who, "at": time.time()})
+        save()
         if log is not None:
             log(f"update: {name}")
 
+    def operate(name: str, before: dict[str, Any]) -> None:
+        """Restart `name` with its target settings; on failure, restart it
+        with what it ran before and halt."""
+        spec = specs[name]
+        try:
+            _restart_member(file, group, spec)
+            _wait_online(file, group, spec)
+        except (RuntimeError, TimeoutError, GroupCommandError) as failure:
+            old = {**before.get("config", {}), **before.get("shape", {})}
+            try:
+                _restart_member(file, group, spec, config=old)
+                _wait_online(file, group, spec)
+                restored = "it runs its previous settings again"
+            except (RuntimeError, TimeoutError, GroupCommandError) as again:
+                restored = f"and it did not come back with its previous settings either: {again}"
+            journal["state"] = f"failed at {name}"
+            step(f"{name} failed to come back; rollout halted", name)
+            raise GroupCommandError(
+                f"{name} did not come back with the new settings ({failure}); the rollout stopped, "
+                f"{restored}; `lakewave group status` shows what differs, `lakewave group update` retries"
+            ) from None
+        journal["operated"].append(name)
+        step(f"{name} is back", name)
+
+    step("start")
     primary = current["primary"]
-    replicas = [m for m in group["members"] if m["role"] == "replica"]
-    secondaries = [m for m in group["members"] if m["role"] == "voter" and m["name"] != primary]
-    for replica in replicas:
-        step(f"drain {replica['name']} from the read-only endpoint", replica["name"])
-        _haproxy(file, f"set server read_only/{replica['name']} state drain")
-        step(f"update {replica['name']}", replica["name"])
-        _restart_member(file, group, replica)
-        _wait_online(file, group, replica)
-        _haproxy(file, f"set server read_only/{replica['name']} state ready")
-        step(f"{replica['name']} is back", replica["name"])
-    for secondary in secondaries:
-        step(f"update {secondary['name']}", secondary["name"])
-        _restart_member(file, group, secondary)
-        _wait_online(file, group, secondary)
-        step(f"{secondary['name']} is back", secondary["name"])
-    step("switchover")
-    moved = switchover(file, secondaries[0]["name"] if secondaries else None, log=log)
-    step("switchover done")
-    former = members[primary]
-    step(f"update {primary} (the former primary)", primary)
-    _restart_member(file, group, former)
-    _wait_online(file, group, former)
-    step(f"{primary} is back as a secondary", primary)
+    order = [m for m in group["members"] if m["role"] == "replica"]
+    order += [m for m in group["members"] if m["role"] == "voter" and m["name"] != primary]
+    moved = None
+    for spec in order:
+        name = spec["name"]
+        if name not in differing:
+            continue
+        if spec["role"] == "replica":
+            step(f"drain {name} from the read-only endpoint", name)
+            _haproxy(file, f"set server read_only/{name} state drain")
+        step(f"update {name}", name)
+        operate(name, observed[name])
+        if spec["role"] == "replica":
+            _haproxy(file, f"set server read_only/{name} state ready")
+    if primary in differing:
+        secondaries = [m["name"] for m in group["members"] if m["role"] == "voter" and m["name"] != primary]
+        if secondaries:
+            step("switchover")
+            moved = switchover(file, secondaries[0], log=log)
+            step("switchover done")
+            step(f"update {primary} (the former primary)", primary)
+        else:
+            step(f"update {primary} (the primary; no secondary can take over)", primary)
+        operate(primary, observed[primary])
+    journal["state"] = "done"
+    step("done")
     final = status(file)
-    return {"switchover": moved, "steps": steps, "status": final}
+    return {
+        "switchover": moved,
+        "operated": journal["operated"],
+        "steps": journal["steps"],
+        "status": final,
+    }
 
 
 def format_status(current: dict[str, Any]) -> str:

@@ -48,8 +48,25 @@ pub enum MemberKind {
     Replica,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawMember {
+    name: String,
+    id: u64,
+    role: MemberKind,
+    dir: PathBuf,
+    mysql_port: u16,
+    flight_port: u16,
+    status_port: u16,
+    raft_port: u16,
+    /// A read replica's own shape or configuration over the group's.
+    #[serde(default)]
+    shape: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberSpec {
     pub name: String,
     /// The member's Raft id: unique in the group, never reused.
@@ -61,6 +78,10 @@ pub struct MemberSpec {
     pub flight_port: u16,
     pub status_port: u16,
     pub raft_port: u16,
+    /// What this member runs with beyond the group's shape and
+    /// configuration (read replicas only).
+    pub shape: BTreeMap<String, String>,
+    pub config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,7 +108,7 @@ struct RawFile {
     shape: BTreeMap<String, toml::Value>,
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
-    members: Vec<MemberSpec>,
+    members: Vec<RawMember>,
 }
 
 fn loopback() -> String {
@@ -127,7 +148,7 @@ pub struct GroupFile {
 const DEFAULT_SERVER: &str =
     "default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions";
 
-const SHAPE_KEYS: [&str; 3] = ["nodes", "memory_per_node", "threads"];
+pub const SHAPE_KEYS: [&str; 3] = ["nodes", "memory_per_node", "threads"];
 
 fn as_option_string(value: &toml::Value) -> Option<String> {
     match value {
@@ -153,6 +174,14 @@ impl GroupFile {
             path: path.display().to_string(),
             message,
         };
+        // A checked value's error names the line it is on (the TOML
+        // parser's own errors already do).
+        let at = |key: &str, value: &str, nth: usize, message: String| match line_of(
+            text, key, value, nth,
+        ) {
+            Some(line) => bad(format!("line {line}: {message}")),
+            None => bad(message),
+        };
         let raw: RawFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let folder = path
             .parent()
@@ -170,23 +199,35 @@ impl GroupFile {
         };
         let shape = strings("shape", &raw.shape)?;
         let config = strings("config", &raw.config)?;
-        if let Some(key) = shape.keys().find(|k| !SHAPE_KEYS.contains(&k.as_str())) {
-            return Err(bad(format!(
-                "[shape] {key}: unknown; the shape is {}",
-                SHAPE_KEYS.join(", ")
-            )));
-        }
-        if let Some(key) = config.keys().find(|k| SHAPE_KEYS.contains(&k.as_str())) {
-            return Err(bad(format!("[config] {key}: belongs in [shape]")));
-        }
-        // Checked as connect() checks them, once, here.
-        EngineConfig::from_options(
-            shape
-                .iter()
-                .chain(config.iter())
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        let check_sections = |what: &str,
+                              shape: &BTreeMap<String, String>,
+                              config: &BTreeMap<String, String>|
+         -> Result<(), GroupError> {
+            if let Some(key) = shape.keys().find(|k| !SHAPE_KEYS.contains(&k.as_str())) {
+                return Err(at(
+                    key,
+                    &toml_string(&shape[key]),
+                    1,
+                    format!(
+                        "{what}[shape] {key}: unknown; the shape is {}",
+                        SHAPE_KEYS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(key) = config.keys().find(|k| SHAPE_KEYS.contains(&k.as_str())) {
+                return Err(bad(format!("{what}[config] {key}: belongs in [shape]")));
+            }
+            // Checked as connect() checks them, once, here.
+            EngineConfig::from_options(
+                shape
+                    .iter()
+                    .chain(config.iter())
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|e| bad(format!("{what}{e}")))?;
+            Ok(())
+        };
+        check_sections("", &shape, &config)?;
         let max_replica_lag = parse_duration("max_replica_lag", &raw.max_replica_lag)
             .map_err(|e| bad(e.to_string()))?;
         let commit_timeout = parse_duration("commit_timeout", &raw.commit_timeout)
@@ -213,16 +254,59 @@ impl GroupFile {
         let mut names = HashSet::new();
         let mut ids = HashSet::new();
         let mut ports = HashSet::new();
+        let mut dirs = HashSet::new();
         for port in [raw.read_write_port, raw.read_only_port]
             .into_iter()
             .chain(raw.haproxy_stats_port)
         {
             if !ports.insert(port) {
-                return Err(bad(format!("port {port} is used twice")));
+                return Err(at(
+                    "",
+                    &port.to_string(),
+                    2,
+                    format!("port {port} is used twice"),
+                ));
             }
         }
         let mut members = Vec::with_capacity(raw.members.len());
-        for mut member in raw.members {
+        for raw_member in raw.members {
+            let member_shape = strings("members.shape", &raw_member.shape)?;
+            let member_config = strings("members.config", &raw_member.config)?;
+            if raw_member.role == MemberKind::Voter
+                && (!member_shape.is_empty() || !member_config.is_empty())
+            {
+                return Err(at(
+                    "name",
+                    &toml_string(&raw_member.name),
+                    1,
+                    format!(
+                        "member '{}': only a read replica may override the group's shape or \
+                         configuration (voting members must be interchangeable)",
+                        raw_member.name
+                    ),
+                ));
+            }
+            let mut merged_shape = shape.clone();
+            merged_shape.extend(member_shape.clone());
+            let mut merged_config = config.clone();
+            merged_config.extend(member_config.clone());
+            check_sections(
+                &format!("member '{}': ", raw_member.name),
+                &merged_shape,
+                &merged_config,
+            )?;
+            let mut member = MemberSpec {
+                name: raw_member.name,
+                id: raw_member.id,
+                role: raw_member.role,
+                dir: raw_member.dir,
+                mysql_port: raw_member.mysql_port,
+                flight_port: raw_member.flight_port,
+                status_port: raw_member.status_port,
+                raft_port: raw_member.raft_port,
+                shape: member_shape,
+                config: member_config,
+            };
             if member.name.is_empty()
                 || !member
                     .name
@@ -235,13 +319,24 @@ impl GroupFile {
                 )));
             }
             if !names.insert(member.name.clone()) {
-                return Err(bad(format!("member '{}' is named twice", member.name)));
+                return Err(at(
+                    "name",
+                    &format!("\"{}\"", member.name),
+                    2,
+                    format!("member '{}' is named twice", member.name),
+                ));
             }
             if member.id == 0 || !ids.insert(member.id) {
-                return Err(bad(format!(
-                    "member '{}': id {} is 0 or used twice",
-                    member.name, member.id
-                )));
+                let nth = if member.id == 0 { 1 } else { 2 };
+                return Err(at(
+                    "id",
+                    &member.id.to_string(),
+                    nth,
+                    format!(
+                        "member '{}': id {} is 0 or used twice",
+                        member.name, member.id
+                    ),
+                ));
             }
             for port in [
                 member.mysql_port,
@@ -250,14 +345,31 @@ impl GroupFile {
                 member.raft_port,
             ] {
                 if port == 0 || !ports.insert(port) {
-                    return Err(bad(format!(
-                        "member '{}': port {port} is 0 or used twice",
-                        member.name
-                    )));
+                    let nth = if port == 0 { 1 } else { 2 };
+                    return Err(at(
+                        "",
+                        &port.to_string(),
+                        nth,
+                        format!("member '{}': port {port} is 0 or used twice", member.name),
+                    ));
                 }
             }
+            let written = member.dir.display().to_string();
             if member.dir.is_relative() {
                 member.dir = folder.join(&member.dir);
+            }
+            let normal: PathBuf = member.dir.components().collect();
+            if !dirs.insert(normal) {
+                return Err(at(
+                    "dir",
+                    &toml_string(&written),
+                    2,
+                    format!(
+                        "member '{}': data directory {} is another member's too",
+                        member.name,
+                        member.dir.display()
+                    ),
+                ));
             }
             members.push(member);
         }
@@ -315,11 +427,18 @@ impl GroupFile {
         format!("{}:{}", self.host, member.raft_port)
     }
 
-    /// The connect() options every member runs with: shape and configuration.
-    pub fn options(&self) -> BTreeMap<String, String> {
-        let mut options = self.config.clone();
-        options.extend(self.shape.clone());
-        options
+    /// The shape `member` runs with: the group's, with a replica's own.
+    pub fn shape_of(&self, member: &MemberSpec) -> BTreeMap<String, String> {
+        let mut shape = self.shape.clone();
+        shape.extend(member.shape.clone());
+        shape
+    }
+
+    /// The configuration `member` runs with: the group's, with a replica's own.
+    pub fn config_of(&self, member: &MemberSpec) -> BTreeMap<String, String> {
+        let mut config = self.config.clone();
+        config.extend(member.config.clone());
+        config
     }
 
     /// The HAProxy configuration for the group's two endpoints: the
@@ -413,6 +532,7 @@ pub fn updated_text(
     path: &Path,
     shape: &[(String, String)],
     config: &[(String, String)],
+    member: Option<&str>,
 ) -> Result<String, GroupError> {
     let bad = |message: String| GroupError::File {
         path: path.display().to_string(),
@@ -423,8 +543,29 @@ pub fn updated_text(
     if shape.is_empty() && config.is_empty() {
         return Err(bad("give --shape or --config changes".into()));
     }
+    let target: &mut toml::Table = match member {
+        None => &mut table,
+        Some(name) => {
+            let Some(toml::Value::Array(members)) = table.get_mut("members") else {
+                return Err(bad("has no [[members]]".into()));
+            };
+            let found = members.iter_mut().find_map(|m| match m {
+                toml::Value::Table(t) if t.get("name").and_then(|n| n.as_str()) == Some(name) => {
+                    Some(t)
+                }
+                _ => None,
+            });
+            let Some(found) = found else {
+                return Err(bad(format!("has no member '{name}'")));
+            };
+            found
+        }
+    };
     for (section, changes) in [("shape", shape), ("config", config)] {
-        let entry = table
+        if changes.is_empty() {
+            continue;
+        }
+        let entry = target
             .entry(section.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(values) = entry else {
@@ -515,6 +656,27 @@ pub fn init_text(
     Ok(out)
 }
 
+/// The line (1-based) of the `nth` `key = value` in `text` (any key ending
+/// in `_port` when `key` is empty).
+fn line_of(text: &str, key: &str, value: &str, nth: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let Some((k, v)) = line.split_once('=') else {
+                return false;
+            };
+            let k = k.trim();
+            let v = v.split('#').next().unwrap_or("").trim();
+            (if key.is_empty() {
+                k.ends_with("_port")
+            } else {
+                k == key
+            }) && v == value
+        })
+        .nth(nth.saturating_sub(1))
+        .map(|(i, _)| i + 1)
+}
+
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
@@ -546,10 +708,25 @@ mod tests {
                 good.replace("name = \"g\"", "name = \"g\"\ncolour = 1"),
                 "unknown field",
             ),
-            (good.replace("id = 2", "id = 1"), "used twice"),
+            (
+                good.replace("name = \"g\"", "name = \"g\"\ncolour = 1"),
+                "line 3",
+            ),
+            (
+                good.replace("id = 2", "id = 1"),
+                "line 29: member 'm2': id 1",
+            ),
             (
                 good.replace("mysql_port = 20007", "mysql_port = 20003"),
-                "used twice",
+                "line 32: member 'm2': port 20003",
+            ),
+            (
+                good.replace("dir = \"/tmp/g/m2\"", "dir = \"/tmp/g/m1\""),
+                "line 31: member 'm2': data directory",
+            ),
+            (
+                good.replace("raft_port = 20010\n", ""),
+                "missing field `raft_port`",
             ),
             (
                 good.replace("[config]", "[config]\npropagation_interval = \"fast\""),

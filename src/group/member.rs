@@ -26,6 +26,10 @@ use crate::rowstore::changeset::Captured;
 use crate::rowstore::{CommitGate, CommitTicket};
 use crate::sql::{QueryResult, Replication, abbreviate};
 
+/// How long a voter other than the first waits for a leader before it forms
+/// the group itself.
+const FORM_ALONE_AFTER: Duration = Duration::from_secs(5);
+
 /// How often a member looks at the group's membership (replicas to add).
 const RECONCILE_EVERY: Duration = Duration::from_millis(500);
 
@@ -54,6 +58,9 @@ struct Inner {
     /// Authorises the status port's administration requests; kept in the
     /// member's directory (`admin.token`, owner-only) for the local CLI.
     admin_token: String,
+    /// The shape and configuration this process runs with.
+    shape: BTreeMap<String, String>,
+    config: BTreeMap<String, String>,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -95,7 +102,15 @@ impl Member {
     /// log, start its Raft and its Raft port, and route every session's
     /// commits and statements through the group from now on. Voting members
     /// form the group the first time they start (all with the same list).
-    pub fn start(instance: &Arc<Instance>, file: GroupFile, name: &str) -> crate::Result<Member> {
+    /// `running` is the options this process was started with (the group's,
+    /// the member's own, any given on the command line): what `status`
+    /// reports as its shape and configuration.
+    pub fn start(
+        instance: &Arc<Instance>,
+        file: GroupFile,
+        name: &str,
+        running: BTreeMap<String, String>,
+    ) -> crate::Result<Member> {
         let spec = file.member(name)?.clone();
         let services = Arc::clone(instance.services());
         if services.source.is_some() {
@@ -165,7 +180,12 @@ impl Member {
                 source,
             })?;
         let admin_token = write_admin_token(&spec.dir.join("admin.token"))?;
+        let (shape, config): (BTreeMap<_, _>, BTreeMap<_, _>) = running
+            .into_iter()
+            .partition(|(k, _)| super::file::SHAPE_KEYS.contains(&k.as_str()));
         let inner = Arc::new(Inner {
+            shape,
+            config,
             admin_token,
             spec,
             file,
@@ -201,12 +221,29 @@ impl Member {
                 .voters()
                 .map(|m| (m.id, BasicNode::new(inner.file.raft_address(m))))
                 .collect();
-            let initialized = runtime.block_on(raft.is_initialized()).unwrap_or(true);
-            if !initialized {
-                // Every voter proposes the same list; all but one are told
-                // the group exists, which is what they wanted.
-                let _ = runtime.block_on(raft.initialize(voters));
-            }
+            // The first voter forms the group at once; the others only if
+            // no leader has reached them after a while (the first is down).
+            // A voter that initialised while a leader was being elected
+            // would campaign at once and depose it.
+            let first = inner.file.voters().map(|m| m.id).min() == Some(inner.spec.id);
+            let wait = if first {
+                Duration::ZERO
+            } else {
+                FORM_ALONE_AFTER
+            };
+            let raft = raft.clone();
+            let stopping = inner.stopping.clone();
+            runtime.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopping.cancelled() => return,
+                }
+                if raft.is_initialized().await == Ok(false) {
+                    // The same list on every voter: a second initialisation
+                    // of a formed group is refused, which is what it wanted.
+                    let _ = raft.initialize(voters).await;
+                }
+            });
         }
         runtime.spawn(reconcile(Arc::downgrade(&inner)));
         runtime.spawn(watch_applied(Arc::downgrade(&inner), raft.metrics()));
@@ -396,8 +433,8 @@ impl Inner {
             "replication": replication,
             "voters": voters,
             "learners": learners,
-            "shape": self.file.shape,
-            "config": self.file.config,
+            "shape": self.shape,
+            "config": self.config,
             "log_file": self.log.path().display().to_string(),
             "pid": std::process::id(),
             "uptime_s": self.started.elapsed().as_secs(),
@@ -488,6 +525,16 @@ impl CommitGate for Gate {
         }
         if captured.changes.is_empty() {
             return Ok(Box::new(Ticket(None)));
+        }
+        // A transaction that reaches COMMIT while writes are closed for a
+        // switchover waits (at most the commit timeout) and then commits here
+        // or fails: after the switchover this member is no longer the primary.
+        let deadline = Instant::now() + inner.file.commit_timeout;
+        while !inner.writes_open.load(Ordering::Acquire)
+            && inner.ready_primary()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
         }
         inner.check_writable("COMMIT")?;
         let token = inner.token();
@@ -593,7 +640,14 @@ impl Replication for Sessions {
         Ok(inner.status())
     }
 
-    fn check_writable(&self, statement: &str) -> crate::Result<()> {
+    async fn check_writable(&self, statement: &str) -> crate::Result<()> {
+        let deadline = Instant::now() + self.0.file.commit_timeout;
+        while !self.0.writes_open.load(Ordering::Acquire)
+            && self.0.ready_primary()
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.0.check_writable(statement)
     }
 

@@ -488,8 +488,9 @@ impl Connection {
         py: Python<'_>,
         file: std::path::PathBuf,
         member: &str,
+        running: std::collections::BTreeMap<String, String>,
     ) -> PyResult<super::group::GroupMember> {
         self.check_open()?;
-        super::group::join(py, &self.instance, &file, member)
+        super::group::join(py, &self.instance, &file, member, running)
     }
 }

@@ -48,11 +48,12 @@ pub(super) fn join(
     instance: &std::sync::Arc<crate::instance::Instance>,
     file: &Path,
     member: &str,
+    running: std::collections::BTreeMap<String, String>,
 ) -> PyResult<GroupMember> {
     let inner = py
         .detach(|| -> crate::Result<Member> {
             let file = GroupFile::read(file)?;
-            Member::start(instance, file, member)
+            Member::start(instance, file, member, running)
         })
         .map_err(to_pyerr)?;
     Ok(GroupMember { inner })
@@ -70,6 +71,8 @@ pub fn group_file(path: PathBuf) -> PyResult<String> {
                 "name": m.name, "id": m.id, "role": m.role, "dir": m.dir,
                 "mysql_port": m.mysql_port, "flight_port": m.flight_port,
                 "status_port": m.status_port, "raft_port": m.raft_port,
+                "shape": file.shape_of(m), "config": file.config_of(m),
+                "overrides": {"shape": m.shape, "config": m.config},
             })
         })
         .collect();
@@ -128,10 +131,13 @@ pub fn users_file_line(user: &str, password: &str) -> String {
 
 /// The group file's text with new shape and config values (checked).
 #[pyfunction]
+#[pyo3(signature = (path, shape, config, member=None))]
 pub fn group_updated_text(
     path: PathBuf,
     shape: Vec<(String, String)>,
     config: Vec<(String, String)>,
+    member: Option<String>,
 ) -> PyResult<String> {
-    crate::group::updated_text(&path, &shape, &config).map_err(|e| to_pyerr(e.into()))
+    crate::group::updated_text(&path, &shape, &config, member.as_deref())
+        .map_err(|e| to_pyerr(e.into()))
 }

@@ -19,9 +19,11 @@ use crate::error::Result;
 /// What a session on a group member needs from the group.
 #[async_trait]
 pub trait Replication: Send + Sync {
-    /// `Err` when this member may not write now (it is not the primary, or
-    /// the primary has closed writes for a switchover), naming the primary.
-    fn check_writable(&self, statement: &str) -> Result<()>;
+    /// `Err` when this member may not write (it is not the primary), naming
+    /// the primary. While the primary has closed writes for a switchover,
+    /// waits for them to open again (at most the commit timeout), as new
+    /// transactions wait in a MySQL group during a primary change.
+    async fn check_writable(&self, statement: &str) -> Result<()>;
 
     /// Before a read: on the primary, wait until every write acknowledged
     /// before now is applied here, so that no read sees older data than a
@@ -114,7 +116,7 @@ impl Session {
             }
             .into());
         }
-        group.check_writable(piece)?;
+        group.check_writable(piece).await?;
         self.blocking(piece, |conn| conn.commit()).await?;
         group.replicate(piece, &self.current_database()).await
     }

@@ -286,7 +286,7 @@ impl Session {
                         last = Some(outcome?);
                         continue;
                     }
-                    super::replicated::GroupRoute::Write => group.check_writable(piece)?,
+                    super::replicated::GroupRoute::Write => group.check_writable(piece).await?,
                     super::replicated::GroupRoute::Read => group.before_read(piece).await?,
                     super::replicated::GroupRoute::Local => {}
                 }

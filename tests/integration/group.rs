@@ -44,7 +44,8 @@ fn a_group_elects_a_primary_and_every_member_gets_its_commits() {
         .iter()
         .map(|name| {
             let db = Db::open(Some(&dir.path().join(format!("{name}.db"))), &[]);
-            let member = Member::start(&db.instance, file.clone(), name).unwrap();
+            let member =
+                Member::start(&db.instance, file.clone(), name, Default::default()).unwrap();
             (db, member)
         })
         .collect();

@@ -33,7 +33,9 @@ def lakewave(*args: str, check: bool = True, timeout: float = 120) -> subprocess
         [sys.executable, "-m", "lakewave", *args], capture_output=True, text=True, timeout=timeout
     )
     if check and done.returncode != 0:
-        raise AssertionError(f"lakewave {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        raise AssertionError(
+            f"lakewave {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
     return done
 
 
@@ -179,7 +181,10 @@ def test_status_names_the_endpoints_every_member_and_its_role(group):
 def test_commits_reach_every_member_with_the_same_rows(group):
     rw = group.read_write()
     execute(rw, "CREATE DATABASE shop")
-    execute(rw, "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(30), n DECIMAL(10,2), r DOUBLE)")
+    execute(
+        rw,
+        "CREATE TABLE shop.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(30), n DECIMAL(10,2), r DOUBLE)",
+    )
     execute(rw, "INSERT INTO shop.t (v, n, r) VALUES ('a', 1.50, RAND()), ('b', 2.25, RAND())")
     execute(rw, "BEGIN")
     for i in range(50):
@@ -228,8 +233,14 @@ def test_writes_on_a_secondary_or_replica_are_refused_and_it_keeps_serving(group
 
 def test_ddl_and_secondary_load_run_on_every_member(group):
     with group.read_write() as rw:
-        execute(rw, "CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), region VARCHAR(10))")
-        execute(rw, "INSERT INTO shop.orders VALUES " + ", ".join(f"({i}, {i}.25, 'r{i % 3}')" for i in range(1, 201)))
+        execute(
+            rw, "CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), region VARCHAR(10))"
+        )
+        execute(
+            rw,
+            "INSERT INTO shop.orders VALUES "
+            + ", ".join(f"({i}, {i}.25, 'r{i % 3}')" for i in range(1, 201)),
+        )
         execute(rw, "ALTER TABLE shop.orders SECONDARY_LOAD")
         execute(rw, "INSERT INTO shop.orders VALUES (1000, 5.00, 'r9')")
         execute(rw, "ALTER TABLE shop.orders ADD COLUMN note VARCHAR(20)")
@@ -237,7 +248,9 @@ def test_ddl_and_secondary_load_run_on_every_member(group):
         with pytest.raises(pymysql.err.MySQLError) as exists:
             execute(rw, "CREATE TABLE shop.orders (id INT PRIMARY KEY)")
         assert exists.value.args[0] == 1050
-        expected = rows(rw, "SELECT region, count(*), sum(amount) FROM shop.orders GROUP BY region ORDER BY region")
+        expected = rows(
+            rw, "SELECT region, count(*), sum(amount) FROM shop.orders GROUP BY region ORDER BY region"
+        )
     group.wait_caught_up()
     for name in group.members:
         with group.member(name) as conn:
@@ -247,8 +260,17 @@ def test_ddl_and_secondary_load_run_on_every_member(group):
                 return rows(conn, "SELECT count(*) FROM shop.orders") == [(201,)]
 
             wait_for(fresh, 20, f"{name}'s cluster to have the propagated row")
-            assert rows(conn, "SELECT region, count(*), sum(amount) FROM shop.orders GROUP BY region ORDER BY region") == expected
-            loaded = rows(conn, "SELECT LOAD_STATUS FROM performance_schema.rpd_tables t JOIN performance_schema.rpd_table_id i ON t.ID = i.ID WHERE i.TABLE_NAME = 'orders'")
+            assert (
+                rows(
+                    conn,
+                    "SELECT region, count(*), sum(amount) FROM shop.orders GROUP BY region ORDER BY region",
+                )
+                == expected
+            )
+            loaded = rows(
+                conn,
+                "SELECT LOAD_STATUS FROM performance_schema.rpd_tables t JOIN performance_schema.rpd_table_id i ON t.ID = i.ID WHERE i.TABLE_NAME = 'orders'",
+            )
             assert loaded and loaded[0][0] == "AVAIL_RPDGSTABSTATE", (name, loaded)
             columns = [r[0] for r in rows(conn, "SHOW COLUMNS FROM shop.orders")]
             assert columns == ["id", "amount", "region", "note"], name
@@ -329,6 +351,7 @@ def test_rolling_update_restarts_one_member_at_a_time_and_only_the_switchover_st
         for t in threads:
             t.join(30)
     steps = done["steps"]
+    assert sorted(done["operated"]) == sorted(group.members)
     order = [s["member"] for s in steps if s["step"].startswith("update ")]
     assert order[0] == "r1", order
     assert order[-1] == old, order
@@ -343,7 +366,11 @@ def test_rolling_update_restarts_one_member_at_a_time_and_only_the_switchover_st
     switch_from = next(s["at"] for s in steps if s["step"] == "switchover")
     switch_to = next(s["at"] for s in steps if s["step"] == "switchover done")
     failed = [at for at, ok, _ in writes if not ok]
-    assert all(switch_from - 0.5 <= at <= switch_to + 3 for at in failed), (switch_from, switch_to, failed[:5])
+    assert all(switch_from - 0.5 <= at <= switch_to + 3 for at in failed), (
+        switch_from,
+        switch_to,
+        failed[:5],
+    )
     assert sum(ok for _, ok, _ in writes) > 20
     # The read-only endpoint served while the replica was being updated.
     replica_out = next(s["at"] for s in steps if s["step"] == "update r1")
@@ -368,6 +395,76 @@ def wait_new_primary(group: Group, old: str, timeout: float = 30) -> str:
 
     wait_for(elected, timeout, "a new primary")
     return found[-1]
+
+
+def test_a_failed_rollout_halts_and_retry_rollback_and_resume_touch_only_what_differs(group):
+    def update(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return lakewave("group", "update", str(group.file), *args, check=check, timeout=600)
+
+    # More memory than the machine has: the first replica cannot come back.
+    failed = update("--shape", "memory_per_node=64TiB", check=False)
+    assert failed.returncode == 1, failed.stdout
+    assert "r1 did not come back" in failed.stderr and "memory" in failed.stderr, failed.stderr
+    journal = json.loads(group.file.with_name("group.toml.rollout.json").read_text())
+    assert journal["state"] == "failed at r1" and journal["operated"] == []
+    current = group.status()
+    assert all(m["state"] == "ONLINE" for m in current["members"]), current
+    problem = next(p for p in current["problems"] if "inconsistent" in p)
+    assert problem.startswith("the group's members are inconsistent in the following properties:")
+    assert "r1 shape.memory_per_node: observed '1GiB', target '64TiB'" in problem, problem
+    with group.read_write() as rw:
+        execute(rw, "INSERT INTO shop.t (v) VALUES ('during a failed rollout')")
+    # The rollback operates nobody: every member still runs the old value.
+    back = json.loads(update("--shape", "memory_per_node=1GiB", "--json").stdout)
+    assert back["operated"] == [] and back["switchover"] is None
+    assert not any("inconsistent" in p for p in group.status()["problems"])
+
+    # A rollout interrupted after its first member, then resumed: only the
+    # members not yet at the target are operated.
+    running = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lakewave",
+            "group",
+            "update",
+            str(group.file),
+            "--config",
+            "lock_wait_timeout=40s",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal_file = group.file.with_name("group.toml.rollout.json")
+
+    def first_done() -> bool:
+        try:
+            return len(json.loads(journal_file.read_text())["operated"]) >= 1
+        except (OSError, ValueError, KeyError):
+            return False
+
+    wait_for(first_done, 120, "the rollout's first member")
+    running.kill()
+    running.wait(30)
+    first = json.loads(journal_file.read_text())["operated"]
+    resumed = json.loads(update("--json").stdout)
+    assert not set(first) & set(resumed["operated"]), (first, resumed["operated"])
+    assert set(first) | set(resumed["operated"]) <= set(group.members)
+    for m in resumed["status"]["members"]:
+        assert m["differs"] == {} and m["config"]["lock_wait_timeout"] == "40s", m
+
+    # A read replica's own setting: only it is operated, and a group update
+    # of that key leaves it alone.
+    refused = update("--member", "m1", "--config", "lock_wait_timeout=30s", check=False)
+    assert refused.returncode == 1 and "only a read replica" in refused.stderr, refused.stderr
+    own = json.loads(update("--member", "r1", "--config", "lock_wait_timeout=20s", "--json").stdout)
+    assert own["operated"] == ["r1"], own["operated"]
+    rest = json.loads(update("--config", "lock_wait_timeout=30s", "--json").stdout)
+    assert "r1" not in rest["operated"] and len(rest["operated"]) == 3, rest["operated"]
+    final = {m["name"]: m for m in rest["status"]["members"]}
+    assert final["r1"]["config"]["lock_wait_timeout"] == "20s"
+    assert final["m1"]["config"]["lock_wait_timeout"] == "30s"
+    assert all(m["differs"] == {} for m in final.values())
 
 
 def test_a_deposed_primary_cannot_commit_once_it_wakes(group):
@@ -437,7 +534,9 @@ def test_killing_the_primary_loses_nothing_acknowledged_and_the_endpoint_follows
     os.kill(group.pid(old), signal.SIGKILL)
     new = wait_new_primary(group, old)
     count_at_failover = len(acknowledged)
-    wait_for(lambda: len(acknowledged) >= count_at_failover + 30, 60, "writes through the endpoint after failover")
+    wait_for(
+        lambda: len(acknowledged) >= count_at_failover + 30, 60, "writes through the endpoint after failover"
+    )
     stop.set()
     thread.join(30)
     assert failures, "the kill should have interrupted the writer at least once"
@@ -495,7 +594,9 @@ def test_a_lost_majority_stops_commits_with_a_clear_error_and_no_half_commit(gro
 
 
 def test_bad_group_commands_fail_with_the_reason(group, tmp_path):
-    even = lakewave("group", "init", str(tmp_path / "g.toml"), "--dir", str(tmp_path), "--members", "2", check=False)
+    even = lakewave(
+        "group", "init", str(tmp_path / "g.toml"), "--dir", str(tmp_path), "--members", "2", check=False
+    )
     assert even.returncode == 1 and "odd number" in even.stderr, even.stderr
     again = lakewave("group", "init", str(group.file), "--dir", str(tmp_path), check=False)
     assert again.returncode == 1 and "exists" in again.stderr
