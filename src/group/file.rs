@@ -142,11 +142,11 @@ pub struct GroupFile {
     pub members: Vec<MemberSpec>,
 }
 
-/// Checks every 500 ms; a member is out after 2 failed checks and back
+/// Checks every 250 ms; a member is out after 2 failed checks and back
 /// after 1 good one, and its client connections are cut when it goes out
 /// (a deposed primary keeps no client).
 const DEFAULT_SERVER: &str =
-    "default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions";
+    "default-server inter 250ms fall 2 rise 1 on-marked-down shutdown-sessions";
 
 pub const SHAPE_KEYS: [&str; 3] = ["nodes", "memory_per_node", "threads"];
 
@@ -697,6 +697,7 @@ mod tests {
         assert!(haproxy.contains("GET /role/primary"));
         assert!(haproxy.contains("server m1 127.0.0.1:20003 check port 20005"));
         assert!(haproxy.contains("server m1 127.0.0.1:20003 check port 20005 backup"));
+        assert!(haproxy.contains("inter 250ms"));
     }
 
     #[test]

@@ -143,9 +143,12 @@ impl Member {
         )?;
         let config = Config {
             cluster_name: file.name.clone(),
+            // A follower that hears nothing for the leader's lease (the
+            // maximum) plus a random election timeout campaigns: 1.5-2 s
+            // after a primary dies, ten missed heartbeats at the least.
             heartbeat_interval: 150,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
             snapshot_policy: SnapshotPolicy::Never,
             max_payload_entries: 64,
             install_snapshot_timeout: 10_000,
@@ -365,10 +368,15 @@ impl Inner {
         error: RaftError<u64, ClientWriteError<u64, BasicNode>>,
         statement: &str,
     ) -> crate::Error {
+        // Once proposed, an entry may still be committed by a newer primary
+        // (a majority may have it): the outcome is unknown, never "refused".
         match error {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
-                self.not_primary(statement)
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => GroupError::LostPrimary {
+                member: self.spec.name.clone(),
+                primary: self.member_name(self.metrics().current_leader),
+                statement: abbreviate(statement),
             }
+            .into(),
             other => GroupError::Raft {
                 member: self.spec.name.clone(),
                 action: "replicating a commit",

@@ -58,6 +58,16 @@ pub enum GroupError {
          primary; `{statement}` was not run (it could miss writes a newer primary acknowledged)"
     )]
     Unconfirmed { member: String, statement: String },
+    #[error(
+        "member '{member}' stopped being the primary while `{statement}` was committing{}; it \
+         was rolled back here, and is applied after all if a majority of the group received it",
+        primary.as_ref().map(|p| format!(" ('{p}' is now)")).unwrap_or_default()
+    )]
+    LostPrimary {
+        member: String,
+        primary: Option<String>,
+        statement: String,
+    },
     #[error("member '{member}' has closed writes for a switchover; `{statement}` was not run")]
     WritesClosed { member: String, statement: String },
     #[error(
@@ -115,6 +125,7 @@ impl GroupError {
             GroupError::File { .. } | GroupError::UnknownMember { .. } => codes::WRONG_ARGUMENTS,
             GroupError::NotPrimary { .. } | GroupError::WritesClosed { .. } => READ_ONLY,
             GroupError::CommitUnknown { .. }
+            | GroupError::LostPrimary { .. }
             | GroupError::OutsideTheLog { .. }
             | GroupError::Unconfirmed { .. } => RUN_HOOK_ERROR,
             GroupError::Raft { .. } => codes::UNKNOWN_ERROR,

@@ -560,6 +560,148 @@ def test_killing_the_primary_loses_nothing_acknowledged_and_the_endpoint_follows
             assert rows(conn, "SELECT * FROM shop.t ORDER BY id") == expected, name
 
 
+class History:
+    """Writers insert unique increasing ids through the read/write endpoint;
+    readers read through both endpoints. Every outcome is recorded."""
+
+    def __init__(self, group: Group, start_id: int) -> None:
+        self.group = group
+        self.next_id = start_id
+        self.lock = threading.Lock()
+        self.acked: list[tuple[float, int]] = []
+        self.refused: list[int] = []  # definite failures (1290): never committed
+        self.unknown: list[int] = []  # lost connection or 3100: may have committed
+        self.stale_reads: list[str] = []
+        self.read_failures = {"rw": 0, "ro": 0}
+        self.reads = {"rw": 0, "ro": 0}
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self.writer),
+            threading.Thread(target=self.writer),
+            threading.Thread(target=self.reader, args=("rw",)),
+            threading.Thread(target=self.reader, args=("ro",)),
+        ]
+        for t in self.threads:
+            t.start()
+
+    def take_id(self) -> int:
+        with self.lock:
+            self.next_id += 1
+            return self.next_id
+
+    def writer(self) -> None:
+        conn = None
+        while not self.stop.is_set():
+            i = self.take_id()
+            try:
+                conn = conn or self.group.read_write()
+                execute(conn, "INSERT INTO shop.history (id, v) VALUES (%s, 'h')", (i,))
+                with self.lock:
+                    self.acked.append((time.time(), i))
+            except pymysql.err.MySQLError as e:
+                code = e.args[0] if e.args else None
+                (self.refused if code == 1290 else self.unknown).append(i)
+                conn = None
+                time.sleep(0.02)
+            time.sleep(0.005)
+
+    def reader(self, endpoint: str) -> None:
+        conn = None
+        while not self.stop.is_set():
+            with self.lock:
+                last = self.acked[-1][1] if self.acked else None
+            try:
+                conn = conn or (self.group.read_write() if endpoint == "rw" else self.group.read_only())
+                if last is None:
+                    rows(conn, "SELECT count(*) FROM shop.history")
+                else:
+                    seen = rows(conn, f"SELECT count(*) FROM shop.history WHERE id = {last}")
+                    if endpoint == "rw" and seen != [(1,)]:
+                        self.stale_reads.append(f"id {last} acknowledged before the read, not seen")
+                self.reads[endpoint] += 1
+            except pymysql.err.MySQLError:
+                self.read_failures[endpoint] += 1
+                conn = None
+                time.sleep(0.02)
+            time.sleep(0.01)
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def outage(self, after: float) -> float:
+        times = sorted(at for at, _ in self.acked if at >= after - 1)
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("nan"))
+
+
+def test_history_through_a_rolling_update_a_sigkill_and_a_sigstop(group):
+    with group.read_write() as rw:
+        execute(rw, "CREATE TABLE shop.history (id BIGINT PRIMARY KEY, v VARCHAR(10))")
+        execute(rw, "ALTER TABLE shop.history SECONDARY_LOAD")
+    history = History(group, 5_000_000)
+    outages = {}
+    try:
+        wait_for(lambda: len(history.acked) > 20, 30, "the first writes")
+        started = time.time()
+        lakewave("group", "update", str(group.file), "--config", "propagation_interval=120ms", timeout=600)
+        outages["rolling update"] = history.outage(started)
+        count = len(history.acked)
+        wait_for(lambda: len(history.acked) > count + 20, 30, "writes after the update")
+
+        primary = group.primary()
+        started = time.time()
+        os.kill(group.pid(primary), signal.SIGKILL)
+        wait_new_primary(group, primary)
+        count = len(history.acked)
+        wait_for(lambda: len(history.acked) > count + 20, 30, "writes after the SIGKILL")
+        outages["SIGKILL"] = history.outage(started)
+        lakewave("group", "start", str(group.file), timeout=180)
+
+        primary = group.primary()
+        started = time.time()
+        os.kill(group.pid(primary), signal.SIGSTOP)
+        try:
+            wait_new_primary(group, primary)
+            time.sleep(1)
+        finally:
+            os.kill(group.pid(primary), signal.SIGCONT)
+        count = len(history.acked)
+        wait_for(lambda: len(history.acked) > count + 20, 30, "writes after the SIGSTOP")
+        outages["SIGSTOP"] = history.outage(started)
+    finally:
+        history.finish()
+    print(
+        f"\nhistory: {len(history.acked)} acknowledged, {len(history.refused)} refused, "
+        f"{len(history.unknown)} of unknown outcome; read/write outage (longest gap between "
+        f"commits): {', '.join(f'{k} {v:.2f} s' for k, v in outages.items())}; failed reads: "
+        f"read/write {history.read_failures['rw']} of {history.reads['rw'] + history.read_failures['rw']}, "
+        f"read-only {history.read_failures['ro']} of {history.reads['ro'] + history.read_failures['ro']}"
+    )
+    assert not history.stale_reads, history.stale_reads[:5]
+    group.wait_caught_up(60)
+    acked = {i for _, i in history.acked}
+    with group.read_write() as rw:
+        present = {r[0] for r in rows(rw, "SELECT id FROM shop.history")}
+        expected = rows(rw, "SELECT * FROM shop.history ORDER BY id")
+    assert acked <= present, sorted(acked - present)[:10]
+    assert not set(history.refused) & present, sorted(set(history.refused) & present)[:10]
+    assert present <= acked | set(history.unknown)
+    for name in group.members:
+        with group.member(name) as conn:
+            # Identical on every member (each row, in order) ...
+            assert rows(conn, "SELECT * FROM shop.history ORDER BY id") == expected, name
+            # ... and in every member's own cluster.
+            execute(conn, "SET use_secondary_engine = FORCED")
+            summary = (len(expected), sum(r[0] for r in expected))
+
+            def cluster_current(conn=conn, summary=summary) -> bool:
+                got = rows(conn, "SELECT count(*), sum(id) FROM shop.history")
+                return got == [(summary[0], Decimal(summary[1]))] or got == [summary]
+
+            wait_for(cluster_current, 30, f"{name}'s cluster to hold every row")
+
+
 def test_a_lost_majority_stops_commits_with_a_clear_error_and_no_half_commit(group):
     primary = group.primary()
     secondaries = [n for n in group.members if group.members[n]["role"] == "voter" and n != primary]
