@@ -468,7 +468,7 @@ impl GroupFile {
         }
         out.push_str(
             "\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    \
-             timeout server 1h\n    timeout check 2s\n\n",
+             timeout server 1h\n    timeout check 1s\n\n",
         );
         if let Some(port) = self.haproxy_stats_port {
             let _ = writeln!(

@@ -58,6 +58,8 @@ struct Inner {
     /// Authorises the status port's administration requests; kept in the
     /// member's directory (`admin.token`, owner-only) for the local CLI.
     admin_token: String,
+    /// Connections to the other members (for read indexes).
+    network: Network,
     /// The shape and configuration this process runs with.
     shape: BTreeMap<String, String>,
     config: BTreeMap<String, String>,
@@ -161,11 +163,12 @@ impl Member {
             message: e.to_string(),
         })?;
         let runtime = instance.handle();
+        let network = Network::default();
         let raft = runtime
             .block_on(Raft::new(
                 spec.id,
                 Arc::new(config),
-                Network::default(),
+                network.clone(),
                 log.clone(),
                 machine,
             ))
@@ -187,6 +190,7 @@ impl Member {
             .into_iter()
             .partition(|(k, _)| super::file::SHAPE_KEYS.contains(&k.as_str()));
         let inner = Arc::new(Inner {
+            network,
             shape,
             config,
             admin_token,
@@ -659,10 +663,44 @@ impl Replication for Sessions {
         self.0.check_writable(statement)
     }
 
-    async fn before_read(&self, statement: &str) -> crate::Result<()> {
+    async fn before_read(&self, statement: &str, as_primary: bool) -> crate::Result<()> {
         let inner = &self.0;
-        if inner.metrics().state != ServerState::Leader {
-            return Ok(());
+        let m = inner.metrics();
+        if m.state != ServerState::Leader {
+            if inner.spec.role == MemberKind::Replica && !as_primary {
+                // A read replica reads what it has (asynchronous, within
+                // the lag bound HAProxy checks).
+                return Ok(());
+            }
+            if as_primary {
+                return Err(inner.not_primary(statement));
+            }
+            // A secondary reads as of the primary's read index: nothing
+            // acknowledged before the read began is missing.
+            let unconfirmed = || -> crate::Error {
+                GroupError::Unconfirmed {
+                    member: inner.spec.name.clone(),
+                    statement: abbreviate(statement),
+                }
+                .into()
+            };
+            let Some(leader) = m.current_leader.and_then(|id| inner.file.member_by_id(id)) else {
+                return Err(unconfirmed());
+            };
+            let address = inner.file.raft_address(leader);
+            let index = inner
+                .network
+                .read_index(&address, inner.file.commit_timeout)
+                .await
+                .map_err(|_| unconfirmed())?;
+            let Some(index) = index else { return Ok(()) };
+            return inner
+                .raft
+                .wait(Some(inner.file.commit_timeout))
+                .applied_index_at_least(Some(index.index), "the read index")
+                .await
+                .map(|_| ())
+                .map_err(|_| unconfirmed());
         }
         let confirmed =
             tokio::time::timeout(inner.file.commit_timeout, inner.raft.ensure_linearizable()).await;

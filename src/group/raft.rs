@@ -86,6 +86,10 @@ pub type StorageError = openraft::StorageError<u64>;
 pub type Entry = openraft::Entry<TypeConfig>;
 
 const APPEND: &str = "raft.append";
+/// Not one of openraft's RPCs: a member asks the primary for the log
+/// position a read must have seen (Raft's read index), after the primary
+/// confirmed with a majority that it still leads.
+const READ_INDEX: &str = "lakewave.read_index";
 const VOTE: &str = "raft.vote";
 const SNAPSHOT: &str = "raft.snapshot";
 
@@ -112,6 +116,35 @@ impl Network {
         let channel = endpoint.connect_lazy();
         channels.insert(address.to_string(), channel.clone());
         Ok(channel)
+    }
+}
+
+impl Network {
+    /// The primary's read index, asked of the member at `address`.
+    pub async fn read_index(
+        &self,
+        address: &str,
+        timeout: Duration,
+    ) -> Result<Option<LogId>, String> {
+        let channel = self.channel(address).map_err(|e| e.to_string())?;
+        let mut client = FlightServiceClient::new(channel);
+        let mut request = GrpcRequest::new(Action {
+            r#type: READ_INDEX.to_string(),
+            body: Vec::new().into(),
+        });
+        request.set_timeout(timeout);
+        let mut stream = client
+            .do_action(request)
+            .await
+            .map_err(|s| s.message().to_string())?
+            .into_inner();
+        let first = stream
+            .message()
+            .await
+            .map_err(|s| s.message().to_string())?
+            .ok_or_else(|| "the primary answered nothing".to_string())?;
+        postcard::from_bytes::<Result<Option<LogId>, String>>(&first.body)
+            .map_err(|e| e.to_string())?
     }
 }
 
@@ -333,6 +366,14 @@ impl FlightService for RaftService {
                 answer(&answered)
             }
             VOTE => answer(&self.raft.vote(decode(&action.body)?).await),
+            READ_INDEX => {
+                let confirmed: Result<Option<LogId>, String> = self
+                    .raft
+                    .ensure_linearizable()
+                    .await
+                    .map_err(|e| e.to_string());
+                answer(&confirmed)
+            }
             SNAPSHOT => answer(&self.raft.install_snapshot(decode(&action.body)?).await),
             other => Err(Status::invalid_argument(format!(
                 "unknown Raft action '{other}'"
