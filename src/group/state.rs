@@ -242,7 +242,6 @@ impl StateMachine {
         *self.applying.lock() = Some(log_id);
         self.applier.set_current_database(&database);
         let outcome = self.applier.sql(&text, &[], &Cancel::new()).await;
-        // Drain a query's rows so nothing stays open on the applier.
         *self.applying.lock() = None;
         // A statement that committed nothing (it failed the same way
         // everywhere, or changed only the cluster) still moves the position.
