@@ -214,9 +214,10 @@ def _group_member_args(args: argparse.Namespace, parser: argparse.ArgumentParser
 
 
 def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Serve one instance until SIGTERM or SIGINT, then stop cleanly: running
-    statements are cancelled, connections end, committed changes are
-    propagated and the database file is released."""
+    """Serve one instance until SIGTERM or SIGINT, then stop cleanly: idle
+    connections end at once, running statements get ``--grace`` seconds to
+    finish before they are cancelled, committed changes are propagated and
+    the database file is released."""
     group_options = _group_member_args(args, parser) if args.group else {}
     if args.member and not args.group:
         parser.error("--member needs --group FILE")
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument(
         "--config", action="append", default=[], metavar="KEY=VALUE", help="any connect() option"
     )
-    srv.add_argument("--grace", type=float, default=5.0, help="seconds to wait for connections on stop")
+    srv.add_argument("--grace", type=float, default=5.0, help="seconds running statements get to finish on stop")
     srv.add_argument("--group", metavar="FILE", help="serve as a member of the HA group in this group file")
     srv.add_argument("--member", metavar="NAME", help="which member of --group this process is")
     grp = commands.add_parser(

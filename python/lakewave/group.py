@@ -681,13 +681,14 @@ def update(
         name = spec["name"]
         if name not in differing:
             continue
-        if spec["role"] == "replica":
-            step(f"drain {name} from the read-only endpoint", name)
-            _haproxy(file, f"set server read_only/{name} state drain")
+        # A voter serves the read-only endpoint too (as a backup), so every
+        # member leaves it before it stops; its own drain then ends its
+        # connections as their statements finish.
+        step(f"drain {name} from the read-only endpoint", name)
+        _haproxy(file, f"set server read_only/{name} state drain")
         step(f"update {name}", name)
         operate(name, observed[name])
-        if spec["role"] == "replica":
-            _haproxy(file, f"set server read_only/{name} state ready")
+        _haproxy(file, f"set server read_only/{name} state ready")
     if primary in differing:
         secondaries = [m["name"] for m in group["members"] if m["role"] == "voter" and m["name"] != primary]
         if secondaries:
@@ -697,7 +698,9 @@ def update(
             step(f"update {primary} (the former primary)", primary)
         else:
             step(f"update {primary} (the primary; no secondary can take over)", primary)
+        _haproxy(file, f"set server read_only/{primary} state drain")
         operate(primary, observed[primary])
+        _haproxy(file, f"set server read_only/{primary} state ready")
     journal["state"] = "done"
     step("done")
     final = status(file)

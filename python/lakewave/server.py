@@ -68,8 +68,10 @@ class Server:
         return bool(self._inner.closed)
 
     def close(self, grace: float = 5.0) -> None:
-        """Stop listening, cancel what is running and end every connection,
-        waiting up to ``grace`` seconds for them to close."""
+        """Stop listening and drain: idle connections end at once, running
+        statements get ``grace`` seconds to finish (each connection ends right
+        after its answer), then what still runs is cancelled and every
+        session ends (open transactions roll back)."""
         self._inner.close(grace)
 
     def __enter__(self) -> Server:

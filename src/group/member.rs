@@ -663,57 +663,71 @@ impl Replication for Sessions {
         self.0.check_writable(statement)
     }
 
-    async fn before_read(&self, statement: &str, as_primary: bool) -> crate::Result<()> {
+    async fn before_read(&self, statement: &str) -> crate::Result<()> {
         let inner = &self.0;
-        let m = inner.metrics();
-        if m.state != ServerState::Leader {
-            if inner.spec.role == MemberKind::Replica && !as_primary {
-                // A read replica reads what it has (asynchronous, within
-                // the lag bound HAProxy checks).
-                return Ok(());
-            }
-            if as_primary {
-                return Err(inner.not_primary(statement));
-            }
-            // A secondary reads as of the primary's read index: nothing
-            // acknowledged before the read began is missing.
-            let unconfirmed = || -> crate::Error {
-                GroupError::Unconfirmed {
-                    member: inner.spec.name.clone(),
-                    statement: abbreviate(statement),
-                }
-                .into()
-            };
-            let Some(leader) = m.current_leader.and_then(|id| inner.file.member_by_id(id)) else {
-                return Err(unconfirmed());
-            };
-            let address = inner.file.raft_address(leader);
-            let index = inner
-                .network
-                .read_index(&address, inner.file.commit_timeout)
-                .await
-                .map_err(|_| unconfirmed())?;
-            let Some(index) = index else { return Ok(()) };
-            return inner
-                .raft
-                .wait(Some(inner.file.commit_timeout))
-                .applied_index_at_least(Some(index.index), "the read index")
-                .await
-                .map(|_| ())
-                .map_err(|_| unconfirmed());
-        }
-        let confirmed =
-            tokio::time::timeout(inner.file.commit_timeout, inner.raft.ensure_linearizable()).await;
-        match confirmed {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
-                _,
-            )))) => Err(inner.not_primary(statement)),
-            _ => Err(GroupError::Unconfirmed {
+        let unconfirmed = || -> crate::Error {
+            GroupError::Unconfirmed {
                 member: inner.spec.name.clone(),
                 statement: abbreviate(statement),
             }
-            .into()),
+            .into()
+        };
+        let deadline = Instant::now() + inner.file.commit_timeout;
+        let mut metrics = inner.raft.metrics();
+        loop {
+            let m = metrics.borrow_and_update().clone();
+            if m.state == ServerState::Leader {
+                return match tokio::time::timeout_at(
+                    deadline.into(),
+                    inner.raft.ensure_linearizable(),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(RaftError::APIError(
+                        openraft::error::CheckIsLeaderError::ForwardToLeader(_),
+                    ))) => Err(inner.not_primary(statement)),
+                    _ => Err(unconfirmed()),
+                };
+            }
+            if inner.spec.role == MemberKind::Replica {
+                // A read replica reads what it has (asynchronous, within the
+                // lag bound HAProxy checks).
+                return Ok(());
+            }
+            // A secondary (or a deposed primary) reads as of the primary's
+            // read index: nothing acknowledged before the read began is
+            // missing. Between two primaries the read waits for the next one,
+            // as a MySQL group's reads with consistency BEFORE do.
+            let leader = m
+                .current_leader
+                .filter(|id| *id != inner.spec.id)
+                .and_then(|id| inner.file.member_by_id(id));
+            if let Some(leader) = leader {
+                let address = inner.file.raft_address(leader);
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if let Ok(index) = inner.network.read_index(&address, wait).await {
+                    let Some(index) = index else { return Ok(()) };
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    return inner
+                        .raft
+                        .wait(Some(wait))
+                        .applied_index_at_least(Some(index.index), "the read index")
+                        .await
+                        .map(|_| ())
+                        .map_err(|_| unconfirmed());
+                }
+            }
+            // No primary known, or the one known no longer is: wait for the
+            // membership to move on, then ask again.
+            let changed = tokio::time::timeout_at(deadline.into(), async {
+                let _ = metrics.changed().await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            })
+            .await;
+            if changed.is_err() || Instant::now() >= deadline {
+                return Err(unconfirmed());
+            }
         }
     }
 

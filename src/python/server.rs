@@ -96,8 +96,9 @@ impl Server {
         self.inner.is_closed()
     }
 
-    /// Stop listening, cancel running statements and end every connection,
-    /// waiting up to `grace` seconds for them to close.
+    /// Stop listening and drain: idle connections end at once, running
+    /// statements get `grace` seconds to finish (their connection ends after
+    /// the answer), then what still runs is cancelled.
     #[pyo3(signature = (grace=5.0))]
     fn close(&self, py: Python<'_>, grace: f64) {
         let grace = Duration::from_secs_f64(grace.clamp(0.0, 3600.0));

@@ -239,36 +239,49 @@ impl Server {
         self.shared.connections.lock().len()
     }
 
-    /// Stop: no new connections; running statements are cancelled and every
-    /// connection's session ends (open transactions roll back). Waits up to
-    /// `grace` for connections to close.
+    /// Stop, draining first: no new connections; an idle connection ends at
+    /// once, a running statement finishes and its connection ends right
+    /// after the answer. So a client whose pool checks a connection before
+    /// using it (a ping on checkout) loses no statement to a drain, which is
+    /// what a rolling update relies on. What still runs after `grace` is
+    /// cancelled and its session ended (open transactions roll back).
     pub fn close(&self, grace: Duration) {
         if self.shared.stopping.is_cancelled() {
             return;
         }
         self.shared.stopping.cancel();
+        let handle = self.shared.instance.handle();
+        let drained_by = std::time::Instant::now() + grace;
+        handle.block_on(self.connections_closed(drained_by));
         let ids: Vec<u64> = self.shared.connections.lock().iter().copied().collect();
         for id in ids {
             let _ = self.shared.instance.kill_session(id);
         }
+        // A cancelled statement ends within moments; the bound only keeps a
+        // stuck client from holding the stop.
+        let ended_by = std::time::Instant::now() + grace.min(CANCELLED_WITHIN);
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
-        let handle = self.shared.instance.handle();
-        let deadline = std::time::Instant::now() + grace;
         handle.block_on(async {
             for task in tasks {
-                let _ = tokio::time::timeout_at(deadline.into(), task).await;
+                let _ = tokio::time::timeout_at(ended_by.into(), task).await;
             }
-            while !self.shared.connections.lock().is_empty() && std::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            self.connections_closed(ended_by).await;
         });
+    }
+
+    async fn connections_closed(&self, deadline: std::time::Instant) {
+        while !self.shared.connections.lock().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub fn is_closed(&self) -> bool {
         self.shared.stopping.is_cancelled()
     }
 }
+
+/// How long cancelled statements get to end once the drain is over.
+const CANCELLED_WITHIN: Duration = Duration::from_secs(2);
 
 impl Drop for Server {
     fn drop(&mut self) {

@@ -25,14 +25,12 @@ pub trait Replication: Send + Sync {
     /// transactions wait in a MySQL group during a primary change.
     async fn check_writable(&self, statement: &str) -> Result<()>;
 
-    /// Before a read: on the primary, wait until every write acknowledged
-    /// before now is applied here, so that no read sees older data than a
-    /// write acknowledged before it began. With `as_primary` (a session that
-    /// was served by this member as the primary: a read/write endpoint
-    /// client), a member that is no longer the primary refuses the read
-    /// instead of answering from what it has; other sessions on members that
-    /// are not the primary read what they have applied.
-    async fn before_read(&self, statement: &str, as_primary: bool) -> Result<()>;
+    /// Before a read: wait until every write acknowledged before now is
+    /// applied here, so that no read sees older data than a write
+    /// acknowledged before it began (the primary confirms it still leads; a
+    /// secondary waits for the primary's read index). A read replica reads
+    /// what it has applied, within its lag bound.
+    async fn before_read(&self, statement: &str) -> Result<()>;
 
     /// Run `text` (in `database`) on every member in log order; returns this
     /// member's own outcome of it.
@@ -76,22 +74,6 @@ pub(super) enum GroupRoute {
 }
 
 impl Session {
-    /// Whether this session is a primary's session: once a statement of it
-    /// ran while this member was the primary, its reads must come from the
-    /// primary (the read/write endpoint's promise), so they fail once the
-    /// member is deposed rather than answer from a stale copy.
-    pub(super) fn bound_to_primary(&self, group: &dyn Replication) -> bool {
-        use std::sync::atomic::Ordering;
-        if self.primary_session.load(Ordering::Acquire) {
-            return true;
-        }
-        let now = group.is_writable_primary();
-        if now {
-            self.primary_session.store(true, Ordering::Release);
-        }
-        now
-    }
-
     pub(super) fn group_route(&self, piece: &str) -> GroupRoute {
         if let Some(custom) = super::split::parse_custom(piece) {
             return match custom {

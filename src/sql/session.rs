@@ -77,8 +77,6 @@ pub struct Session {
     /// A group member's applier: runs what the group's log says, so its
     /// statements are not routed through the group again.
     applier: bool,
-    /// Served by this group member as the primary (see `bound_to_primary`).
-    pub(super) primary_session: std::sync::atomic::AtomicBool,
 }
 
 /// Statements a session keeps parsed, and the longest text it keeps (a bulk
@@ -151,7 +149,6 @@ impl Session {
             parsed: Mutex::new(HashMap::new()),
             server,
             applier: false,
-            primary_session: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -290,10 +287,7 @@ impl Session {
                         continue;
                     }
                     super::replicated::GroupRoute::Write => group.check_writable(piece).await?,
-                    super::replicated::GroupRoute::Read => {
-                        let as_primary = self.bound_to_primary(group.as_ref());
-                        group.before_read(piece, as_primary).await?
-                    }
+                    super::replicated::GroupRoute::Read => group.before_read(piece).await?,
                     super::replicated::GroupRoute::Local => {}
                 }
             }

@@ -560,6 +560,18 @@ def test_killing_the_primary_loses_nothing_acknowledged_and_the_endpoint_follows
             assert rows(conn, "SELECT * FROM shop.t ORDER BY id") == expected, name
 
 
+def checked_out(conn: pymysql.Connection | None) -> pymysql.Connection | None:
+    """What a pool with a ping on checkout does (SQLAlchemy's
+    `pool_pre_ping`): a connection that ended while idle (its server drained
+    for a restart, say) is dropped before it is used."""
+    if conn is not None:
+        try:
+            conn.ping(reconnect=False)
+        except pymysql.err.MySQLError:
+            return None
+    return conn
+
+
 class History:
     """Writers insert unique increasing ids through the read/write endpoint;
     readers read through both endpoints. Every outcome is recorded."""
@@ -574,6 +586,10 @@ class History:
         self.stale_reads: list[str] = []
         self.read_failures = {"rw": 0, "ro": 0}
         self.reads = {"rw": 0, "ro": 0}
+        # Read-only reads (and failures) while a rolling update runs.
+        self.updating = False
+        self.update_reads = {"ok": 0, "failed": 0}
+        self.update_read_errors: list[str] = []
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self.writer),
@@ -592,6 +608,7 @@ class History:
     def writer(self) -> None:
         conn = None
         while not self.stop.is_set():
+            conn = checked_out(conn)
             i = self.take_id()
             try:
                 conn = conn or self.group.read_write()
@@ -610,6 +627,8 @@ class History:
         while not self.stop.is_set():
             with self.lock:
                 last = self.acked[-1][1] if self.acked else None
+            conn = checked_out(conn)
+            updating = self.updating
             try:
                 conn = conn or (self.group.read_write() if endpoint == "rw" else self.group.read_only())
                 if last is None:
@@ -619,8 +638,13 @@ class History:
                     if endpoint == "rw" and seen != [(1,)]:
                         self.stale_reads.append(f"id {last} acknowledged before the read, not seen")
                 self.reads[endpoint] += 1
-            except pymysql.err.MySQLError:
+                if endpoint == "ro" and updating:
+                    self.update_reads["ok"] += 1
+            except pymysql.err.MySQLError as e:
                 self.read_failures[endpoint] += 1
+                if endpoint == "ro" and updating:
+                    self.update_reads["failed"] += 1
+                    self.update_read_errors.append(f"{time.time():.3f} {e}")
                 conn = None
                 time.sleep(0.02)
             time.sleep(0.01)
@@ -644,7 +668,9 @@ def test_history_through_a_rolling_update_a_sigkill_and_a_sigstop(group):
     try:
         wait_for(lambda: len(history.acked) > 20, 30, "the first writes")
         started = time.time()
+        history.updating = True
         lakewave("group", "update", str(group.file), "--config", "propagation_interval=120ms", timeout=600)
+        history.updating = False
         outages["rolling update"] = history.outage(started)
         count = len(history.acked)
         wait_for(lambda: len(history.acked) > count + 20, 30, "writes after the update")
@@ -676,7 +702,10 @@ def test_history_through_a_rolling_update_a_sigkill_and_a_sigstop(group):
         f"{len(history.unknown)} of unknown outcome; read/write outage (longest gap between "
         f"commits): {', '.join(f'{k} {v:.2f} s' for k, v in outages.items())}; failed reads: "
         f"read/write {history.read_failures['rw']} of {history.reads['rw'] + history.read_failures['rw']}, "
-        f"read-only {history.read_failures['ro']} of {history.reads['ro'] + history.read_failures['ro']}"
+        f"read-only {history.read_failures['ro']} of {history.reads['ro'] + history.read_failures['ro']} "
+        f"(during the rolling update {history.update_reads['failed']} of "
+        f"{history.update_reads['ok'] + history.update_reads['failed']}: "
+        f"{'; '.join(history.update_read_errors) or 'none'})"
     )
     assert not history.stale_reads, history.stale_reads[:5]
     group.wait_caught_up(60)

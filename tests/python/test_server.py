@@ -874,3 +874,75 @@ def test_lakewave_serve_bad_arguments() -> None:
     assert unknown.returncode == 1 and "bogus_option" in unknown.stderr
     missing = run_cli("serve", "--mysql-port", "0", "--users-file", "/nonexistent/users")
     assert missing.returncode == 1 and "/nonexistent/users" in missing.stderr
+
+
+def test_close_drains_a_running_statement_finishes_idle_connections_end(tmp_path: Path) -> None:
+    db = lw.connect(tmp_path / "drain.db", threads=2)
+    server = db.serve(mysql_port=0)
+    busy = pymysql.connect(host=server.host, port=server.mysql_port, user="root")
+    idle = pymysql.connect(host=server.host, port=server.mysql_port, user="root")
+    busy_id = busy.thread_id()
+    answer: list = []
+
+    def run() -> None:
+        with busy.cursor() as cur:
+            cur.execute(
+                "SELECT count(DISTINCT a.value + b.value) FROM generate_series(1, 6000) a, generate_series(1, 6000) b"
+            )
+            answer.append(cur.fetchone())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(
+        lambda: any(p["id"] == busy_id and p["command"] == "Query" for p in db.processes()),
+        what="the statement to run",
+    )
+    closer = threading.Thread(target=server.close, kwargs={"grace": 120})
+    closer.start()
+    wait_for(lambda: server.closed, what="the drain to begin")
+    # The drain began while the statement ran (it takes seconds).
+    assert any(p["id"] == busy_id and p["command"] == "Query" for p in db.processes())
+    thread.join(timeout=120)
+    closer.join(timeout=120)
+    assert not closer.is_alive()
+    # The running statement finished with its answer; its connection ended after it.
+    assert answer == [(11999,)]
+    with pytest.raises(pymysql.err.Error):
+        busy.ping(reconnect=False)
+    # The idle connection ended at once; no new connection is accepted.
+    with pytest.raises(pymysql.err.Error):
+        idle.ping(reconnect=False)
+    with pytest.raises(pymysql.err.OperationalError):
+        pymysql.connect(host=server.host, port=server.mysql_port, user="root", connect_timeout=2)
+    assert server.closed
+    db.close()
+
+
+def test_close_cancels_what_runs_past_the_grace(tmp_path: Path) -> None:
+    db = lw.connect(tmp_path / "drain.db", threads=2)
+    server = db.serve(mysql_port=0)
+    busy = pymysql.connect(host=server.host, port=server.mysql_port, user="root")
+    busy_id = busy.thread_id()
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            with busy.cursor() as cur:
+                cur.execute(LONG_QUERY)
+                outcome.append(cur.fetchone())
+        except pymysql.err.Error as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(
+        lambda: any(p["id"] == busy_id and p["command"] == "Query" for p in db.processes()),
+        what="the statement to run",
+    )
+    server.close(grace=0.3)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], pymysql.err.Error), outcome
+    # The instance itself is unharmed.
+    assert db.sql("SELECT 1").fetchone() == (1,)
+    db.close()
