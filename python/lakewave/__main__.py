@@ -334,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument(
         "--config", action="append", default=[], metavar="KEY=VALUE", help="any connect() option"
     )
-    srv.add_argument("--grace", type=float, default=5.0, help="seconds running statements get to finish on stop")
+    srv.add_argument(
+        "--grace", type=float, default=5.0, help="seconds running statements get to finish on stop"
+    )
     srv.add_argument("--group", metavar="FILE", help="serve as a member of the HA group in this group file")
     srv.add_argument("--member", metavar="NAME", help="which member of --group this process is")
     grp = commands.add_parser(
